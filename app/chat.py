@@ -1,0 +1,286 @@
+"""POST /v1/chat/completions: route, call the provider inside a GenAI span, answer as OpenAI does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
+from starlette.responses import StreamingResponse
+from starlette.types import Send
+
+from app import __version__
+from app.errors import ApiError
+from app.genai_call import CallMeta, CardinalityGuard, GenAICall, ResponseIndex
+from app.providers.base import ChatCall, ProviderError, SimulatedDisconnect
+from app.routing import Router, UnknownModel
+from app.telemetry.metrics import GatewayMetrics
+from app.telemetry.setup import Telemetry
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's convention for "the client went away"
+
+
+def provider_error_response(exc: ProviderError) -> ApiError:
+    headers: dict[str, str] = {}
+    if exc.retry_after_s is not None:
+        headers["retry-after"] = str(max(1, round(exc.retry_after_s)))
+        headers["retry-after-ms"] = str(int(exc.retry_after_s * 1000))
+    return ApiError(exc.status, exc.message, code=exc.code, error_type=exc.error_type, headers=headers)
+
+
+class ChatService:
+    def __init__(
+        self, router: Router, telemetry: Telemetry, metrics: GatewayMetrics, logger: logging.Logger
+    ) -> None:
+        self.router = router
+        self.telemetry = telemetry
+        self.metrics = metrics
+        self.logger = logger
+        self.tracer = telemetry.tracer_provider.get_tracer("app.gateway", __version__)
+        self.model_guard = CardinalityGuard()
+        self.responses = ResponseIndex()
+
+    async def handle(
+        self,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        include_usage: bool,
+        tenant: str,
+        request_id: str,
+        user_hash: str | None,
+        fault: str | None,
+    ) -> Response:
+        model = body["model"]
+        try:
+            route = self.router.resolve(model)
+        except UnknownModel:
+            raise ApiError(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+                error_type="model_not_found",
+            ) from None
+        meta = CallMeta(
+            request_id=request_id,
+            tenant=tenant,
+            user_hash=user_hash,
+            requested_model=model,
+            upstream_model=route.upstream_model,
+            stream=stream,
+        )
+        call = GenAICall(
+            tracer=self.tracer,
+            metrics=self.metrics,
+            logger=self.logger,
+            provider=route.provider,
+            meta=meta,
+            body=body,
+            capture_content=self.telemetry.capture_content,
+            model_guard=self.model_guard,
+            responses=self.responses,
+        )
+        chat_call = ChatCall(
+            body=body, upstream_model=route.upstream_model, stream=stream, fault=fault, on_retry=call.on_retry
+        )
+        if not stream:
+            return await self._complete(call, chat_call)
+        return await self._start_stream(call, chat_call, include_usage)
+
+    async def _complete(self, call: GenAICall, chat_call: ChatCall) -> Response:
+        try:
+            with trace.use_span(call.span, end_on_exit=False):
+                data = await call.provider.complete(chat_call)
+        except ProviderError as exc:
+            call.finish(status=exc.status, error_type=exc.error_type, error_message=exc.message)
+            raise provider_error_response(exc) from None
+        except asyncio.CancelledError:
+            call.finish(status=CLIENT_CLOSED_REQUEST, error_type="client_disconnect")
+            raise
+        choices = data.get("choices") or []
+        call.finish(
+            status=200,
+            response_id=data.get("id"),
+            response_model=data.get("model"),
+            finish_reasons=[str(c.get("finish_reason") or "error") for c in choices],
+            usage=data.get("usage"),
+            choices=choices,
+            system_fingerprint=data.get("system_fingerprint"),
+        )
+        return JSONResponse(data)
+
+    async def _start_stream(self, call: GenAICall, chat_call: ChatCall, include_usage: bool) -> Response:
+        upstream = call.provider.stream(chat_call)
+        try:
+            # Wait for the first chunk before answering, so upstream errors (429, 5xx, timeouts) become
+            # proper HTTP error responses instead of a 200 stream that fails.
+            with trace.use_span(call.span, end_on_exit=False):
+                first = await anext(upstream)
+        except StopAsyncIteration:
+            call.finish(status=502, error_type="empty_upstream_stream", error_message="upstream sent nothing")
+            raise ApiError(502, "the upstream stream was empty", error_type="empty_upstream_stream") from None
+        except ProviderError as exc:
+            await upstream.aclose()
+            call.finish(status=exc.status, error_type=exc.error_type, error_message=exc.message)
+            raise provider_error_response(exc) from None
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
+            call.finish(status=CLIENT_CLOSED_REQUEST, error_type="client_disconnect")
+            raise
+        ttft = time.perf_counter() - call.started
+        call.record_first_chunk(ttft)
+        return SSEResponse(ChatStream(call, upstream, first, ttft, include_usage, self.metrics))
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+class ChatStream:
+    """Relays upstream chunks as SSE while assembling what the span needs; always finalises exactly once."""
+
+    def __init__(
+        self,
+        call: GenAICall,
+        upstream: AsyncGenerator[dict[str, Any], None],
+        first: dict[str, Any],
+        ttft_s: float,
+        include_usage: bool,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.call = call
+        self._upstream = upstream
+        self._first = first
+        self._ttft = ttft_s
+        self._include_usage = include_usage
+        self._metrics = metrics
+        self._contents: dict[int, list[str]] = {}
+        self._finish: dict[int, str] = {}
+        self._usage: dict[str, Any] | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._fingerprint: str | None = None
+        self._active = True
+        metrics.active_streams.add(1, {"llm_gateway.tenant": call.meta.tenant}, context=call.context)
+        self._gen = self._relay()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._gen
+
+    def _observe(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
+        """Collect telemetry from a chunk; returns the chunk to forward (None = drop)."""
+        self._id = self._id or chunk.get("id")
+        self._model = chunk.get("model") or self._model
+        self._fingerprint = chunk.get("system_fingerprint") or self._fingerprint
+        for choice in chunk.get("choices") or []:
+            idx = int(choice.get("index", 0))
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                self._contents.setdefault(idx, []).append(delta["content"])
+            if choice.get("finish_reason"):
+                self._finish[idx] = str(choice["finish_reason"])
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = usage
+            if not self._include_usage:
+                # Usage was requested upstream for our telemetry only; the client did not ask for it.
+                if not chunk.get("choices"):
+                    return None
+                chunk = {k: v for k, v in chunk.items() if k != "usage"}
+        elif self._include_usage and "usage" not in chunk:
+            chunk = {**chunk, "usage": None}  # OpenAI sends usage: null on every chunk in this mode
+        return chunk
+
+    def _choices(self) -> list[dict[str, Any]]:
+        indexes = sorted(set(self._contents) | set(self._finish))
+        return [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": "".join(self._contents.get(i, []))},
+                "finish_reason": self._finish.get(i),
+            }
+            for i in indexes
+        ]
+
+    def _finalize(self, status: int, error_type: str | None = None, message: str | None = None) -> None:
+        if self._active:
+            self._active = False
+            self._metrics.active_streams.add(
+                -1, {"llm_gateway.tenant": self.call.meta.tenant}, context=self.call.context
+            )
+        end = time.perf_counter() - self.call.started
+        self.call.finish(
+            status=status,
+            response_id=self._id,
+            response_model=self._model,
+            finish_reasons=[self._finish.get(c["index"], "error") for c in self._choices()],
+            usage=self._usage,
+            choices=self._choices(),
+            system_fingerprint=self._fingerprint,
+            error_type=error_type,
+            error_message=message,
+            ttft_s=self._ttft,
+            stream_end_s=end,
+        )
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        last = time.perf_counter()
+        try:
+            out = self._observe(self._first)
+            if out is not None:
+                yield _sse(out)
+            async for chunk in self._upstream:
+                if self._metrics.latest:
+                    now = time.perf_counter()
+                    self._metrics.record_chunk_gap(self.call.metric_attrs, now - last, self.call.context)
+                    last = now
+                out = self._observe(chunk)
+                if out is not None:
+                    yield _sse(out)
+        except SimulatedDisconnect as exc:
+            self._finalize(200, exc.error_type, exc.message)
+            # Re-raised so the server aborts the connection: the client sees a dropped stream.
+            raise
+        except ProviderError as exc:
+            self._finalize(200, exc.error_type, exc.message)
+            # Headers are gone; OpenAI reports mid-stream failures as an error event.
+            yield _sse(provider_error_response(exc).body())
+            return
+        except (asyncio.CancelledError, GeneratorExit):
+            self._finalize(CLIENT_CLOSED_REQUEST, "client_disconnect", "the client disconnected mid-stream")
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._upstream.aclose()
+        self._finalize(200)
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()  # type: ignore[attr-defined]
+        if not self.call.finished:  # never iterated (client gone before the body started)
+            self._finalize(CLIENT_CLOSED_REQUEST, "client_disconnect", "the client disconnected")
+
+
+class SSEResponse(StreamingResponse):
+    def __init__(self, stream: ChatStream) -> None:
+        super().__init__(
+            stream,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self._stream = stream
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()

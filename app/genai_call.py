@@ -1,0 +1,260 @@
+"""One GenAI model call as telemetry: the `chat {model}` CLIENT span, its metrics and its request log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from app.providers.base import Provider
+from app.request_log import ATTRS_KEY
+from app.telemetry import genai as g
+from app.telemetry.metrics import GatewayMetrics
+
+PROMPT_PREVIEW_CHARS = 200
+
+
+class CardinalityGuard:
+    """Caps the distinct values of one metric attribute (model names come from clients)."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self._seen: set[str] = set()
+        self._limit = limit
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self._limit:
+            self._seen.add(value)
+            return value
+        return "_OTHER"
+
+
+@dataclass(frozen=True)
+class RecordedResponse:
+    model: str
+    provider_name: str
+    tenant: str
+    span_context: trace.SpanContext
+
+
+class ResponseIndex:
+    """Recent response ids → what feedback needs to attribute a score (bounded LRU)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._items: OrderedDict[str, RecordedResponse] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, response_id: str, item: RecordedResponse) -> None:
+        self._items[response_id] = item
+        self._items.move_to_end(response_id)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+    def get(self, response_id: str) -> RecordedResponse | None:
+        return self._items.get(response_id)
+
+
+@dataclass(frozen=True)
+class CallMeta:
+    request_id: str
+    tenant: str
+    user_hash: str | None
+    requested_model: str
+    upstream_model: str
+    stream: bool
+
+
+class GenAICall:
+    def __init__(
+        self,
+        *,
+        tracer: trace.Tracer,
+        metrics: GatewayMetrics,
+        logger: logging.Logger,
+        provider: Provider,
+        meta: CallMeta,
+        body: dict[str, Any],
+        capture_content: bool,
+        model_guard: CardinalityGuard,
+        responses: ResponseIndex,
+    ) -> None:
+        self.meta = meta
+        self.provider = provider
+        self.metrics = metrics
+        self.logger = logger
+        self.capture = capture_content
+        self.responses = responses
+        self._guard = model_guard
+        self.provider_name = provider.provider_name_for(meta.upstream_model)
+        attrs = g.request_attributes(body, meta.upstream_model, meta.stream)
+        attrs[g.PROVIDER_NAME] = self.provider_name
+        attrs[g.TENANT] = meta.tenant
+        attrs[g.SIMULATED] = provider.simulated
+        attrs[g.PROVIDER_ID] = provider.id
+        attrs[g.REQUEST_ID] = meta.request_id
+        if provider.server_address:
+            attrs[g.SERVER_ADDRESS] = provider.server_address
+            if provider.server_port:
+                attrs[g.SERVER_PORT] = provider.server_port
+        if meta.user_hash:
+            attrs[g.ENDUSER_PSEUDO_ID] = meta.user_hash
+        self._prompt_preview: str | None = None
+        if capture_content:
+            messages = body.get("messages", [])
+            inputs, system = g.input_messages(messages)
+            attrs[g.INPUT_MESSAGES] = inputs
+            if system:
+                attrs[g.SYSTEM_INSTRUCTIONS] = system
+            last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+            if last_user is not None and isinstance(last_user.get("content"), str):
+                self._prompt_preview = last_user["content"][:PROMPT_PREVIEW_CHARS]
+        self.span = tracer.start_span(f"chat {meta.upstream_model}", kind=SpanKind.CLIENT, attributes=attrs)
+        self.context = trace.set_span_in_context(self.span)
+        self.metric_attrs: dict[str, Any] = {
+            g.OPERATION_NAME: g.OPERATION_CHAT,
+            g.PROVIDER_NAME: self.provider_name,
+            g.REQUEST_MODEL: model_guard(meta.upstream_model),
+            g.TENANT: meta.tenant,
+            g.SIMULATED: provider.simulated,
+        }
+        if provider.server_address:
+            self.metric_attrs[g.SERVER_ADDRESS] = provider.server_address
+            if provider.server_port:
+                self.metric_attrs[g.SERVER_PORT] = provider.server_port
+        self.started = time.perf_counter()
+        self.finished = False
+        self.retries = 0
+
+    def on_retry(self, reason: str) -> None:
+        self.retries += 1
+        self.span.add_event(
+            "gen_ai.upstream.retry", {"error.type": reason, "llm_gateway.retry.attempt": self.retries}
+        )
+        self.metrics.retries.add(
+            1,
+            {g.PROVIDER_ID: self.provider.id, g.PROVIDER_NAME: self.provider_name, g.ERROR_TYPE: reason},
+            context=self.context,
+        )
+
+    def record_first_chunk(self, elapsed_s: float) -> None:
+        self.span.set_attribute(g.RESPONSE_TIME_TO_FIRST_CHUNK, elapsed_s)
+
+    def finish(
+        self,
+        *,
+        status: int,
+        response_id: str | None = None,
+        response_model: str | None = None,
+        finish_reasons: list[str] | None = None,
+        usage: dict[str, Any] | None = None,
+        choices: list[dict[str, Any]] | None = None,
+        system_fingerprint: str | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        ttft_s: float | None = None,
+        stream_end_s: float | None = None,
+    ) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        duration = time.perf_counter() - self.started
+        span = self.span
+        usage_attrs = g.usage_attributes(usage)
+        if response_model:
+            span.set_attribute(g.RESPONSE_MODEL, response_model)
+            self.metric_attrs[g.RESPONSE_MODEL] = self._guard(response_model)
+        if response_id:
+            span.set_attribute(g.RESPONSE_ID, response_id)
+        if finish_reasons:
+            span.set_attribute(g.RESPONSE_FINISH_REASONS, finish_reasons)
+        if system_fingerprint:
+            span.set_attribute(g.OPENAI_SYSTEM_FINGERPRINT, system_fingerprint)
+        if usage_attrs:
+            span.set_attributes(usage_attrs)
+        if self.capture and choices is not None:
+            span.set_attribute(g.OUTPUT_MESSAGES, g.output_messages(choices))
+        if error_type is not None:
+            span.set_attribute(g.ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR, error_message or error_type))
+        ctx = self.context
+        self.metrics.record_call(
+            self.metric_attrs, duration, usage_attrs if error_type is None else {}, error_type, ctx
+        )
+        if error_type is None and ttft_s is not None:
+            out = usage_attrs.get(g.USAGE_OUTPUT_TOKENS)
+            per_token = None
+            if out is not None and out > 1 and stream_end_s is not None:
+                per_token = max(0.0, stream_end_s - ttft_s) / (out - 1)
+            self.metrics.record_stream_timing(self.metric_attrs, ttft_s, per_token, ctx)
+        if error_type is not None:
+            self.metrics.errors.add(
+                1,
+                {**self.metric_attrs, g.ERROR_TYPE: error_type, "http.response.status_code": status},
+                context=ctx,
+            )
+        if response_id and error_type is None:
+            self.responses.add(
+                response_id,
+                RecordedResponse(
+                    response_model or self.meta.upstream_model,
+                    self.provider_name,
+                    self.meta.tenant,
+                    span.get_span_context(),
+                ),
+            )
+        self._log(status, duration, response_id, response_model, usage_attrs, error_type, ttft_s, ctx)
+        span.end()
+
+    def _log(
+        self,
+        status: int,
+        duration: float,
+        response_id: str | None,
+        response_model: str | None,
+        usage_attrs: dict[str, int],
+        error_type: str | None,
+        ttft_s: float | None,
+        ctx: Any,
+    ) -> None:
+        record: dict[str, Any] = {
+            "event.name": "llm_gateway.request",
+            g.REQUEST_ID: self.meta.request_id,
+            g.TENANT: self.meta.tenant,
+            g.REQUEST_MODEL: self.meta.upstream_model,
+            g.PROVIDER_NAME: self.provider_name,
+            g.SIMULATED: self.provider.simulated,
+            g.REQUEST_STREAM: self.meta.stream,
+            "http.response.status_code": status,
+            "llm_gateway.duration_ms": round(duration * 1000.0, 3),
+            "llm_gateway.upstream.retries": self.retries,
+            **usage_attrs,
+        }
+        if self.meta.requested_model != self.meta.upstream_model:
+            record["llm_gateway.requested_model"] = self.meta.requested_model
+        if response_model:
+            record[g.RESPONSE_MODEL] = response_model
+        if response_id:
+            record[g.RESPONSE_ID] = response_id
+        if ttft_s is not None:
+            record["llm_gateway.ttft_ms"] = round(ttft_s * 1000.0, 3)
+        if error_type:
+            record[g.ERROR_TYPE] = error_type
+        if self.meta.user_hash:
+            record[g.ENDUSER_PSEUDO_ID] = self.meta.user_hash
+        if self._prompt_preview is not None:
+            record["llm_gateway.prompt.preview"] = self._prompt_preview
+        level = logging.INFO if error_type is None else logging.WARNING
+        token = trace.use_span(self.span, end_on_exit=False)
+        with token:
+            self.logger.log(
+                level,
+                "chat completion %s",
+                "ok" if error_type is None else error_type,
+                extra={ATTRS_KEY: record},
+            )

@@ -1,0 +1,80 @@
+"""The provider contract shared by the simulated and openai-compatible providers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    """One model call: the client's validated request body, with the model resolved by routing."""
+
+    body: dict[str, Any]
+    upstream_model: str
+    stream: bool
+    fault: str | None = None  # X-Simulated-Fault header value; only the simulated provider reads it
+    on_retry: Callable[[str], None] = field(default=lambda reason: None)
+
+
+class ProviderError(Exception):
+    """The upstream (or simulated upstream) failed; mapped to an OpenAI-style error response."""
+
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type  # the low-cardinality error.type attribute value
+        self.message = message
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamTimeout(ProviderError):
+    def __init__(self, message: str = "the upstream model did not answer in time") -> None:
+        super().__init__(504, "timeout", message, code="timeout")
+
+
+class StreamBroken(ProviderError):
+    """The upstream connection broke after the response had started."""
+
+    def __init__(self, message: str = "the upstream connection broke mid-response") -> None:
+        super().__init__(502, "upstream_disconnect", message, code="upstream_disconnect")
+
+
+class SimulatedDisconnect(StreamBroken):
+    """Injected by the simulated provider: the gateway drops the client connection, like a dying upstream."""
+
+    def __init__(self) -> None:
+        ProviderError.__init__(
+            self,
+            502,
+            "simulated_disconnect",
+            "simulated mid-stream disconnect (injected fault)",
+            code="upstream_disconnect",
+        )
+
+
+class Provider(Protocol):
+    id: str
+    simulated: bool
+    server_address: str | None
+    server_port: int | None
+
+    def provider_name_for(self, model: str) -> str: ...
+
+    async def complete(self, call: ChatCall) -> dict[str, Any]: ...
+
+    def stream(self, call: ChatCall) -> AsyncGenerator[dict[str, Any], None]: ...
+
+    async def ready(self) -> tuple[bool, str]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,87 @@
+"""Structured request logs: OTLP log records (carrying trace/span ids) plus readable JSON lines on stderr."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import LoggerProvider, SeverityNumber
+from opentelemetry.context import get_current
+
+_SEVERITY = {
+    logging.DEBUG: SeverityNumber.DEBUG,
+    logging.INFO: SeverityNumber.INFO,
+    logging.WARNING: SeverityNumber.WARN,
+    logging.ERROR: SeverityNumber.ERROR,
+    logging.CRITICAL: SeverityNumber.FATAL,
+}
+_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+_instance_ids = itertools.count(1)
+
+ATTRS_KEY = "otel_attributes"  # `extra={ATTRS_KEY: {...}}` on a logging call
+
+
+class OtlpLogHandler(logging.Handler):
+    """Python logging → OTel Logs API; the current context supplies trace_id/span_id."""
+
+    def __init__(self, provider: LoggerProvider) -> None:
+        super().__init__()
+        self._logger = provider.get_logger("app.gateway")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        attrs = dict(getattr(record, ATTRS_KEY, None) or {})
+        attrs["code.function.name"] = record.funcName
+        event_name = attrs.pop("event.name", None)
+        self._logger.emit(
+            timestamp=int(record.created * 1e9),
+            context=get_current(),
+            severity_number=_SEVERITY.get(record.levelno, SeverityNumber.INFO),
+            severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
+            body=record.getMessage(),
+            attributes=attrs,
+            event_name=event_name,
+        )
+
+
+class JsonLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            out["trace_id"] = format(ctx.trace_id, "032x")
+            out["span_id"] = format(ctx.span_id, "016x")
+        out.update(getattr(record, ATTRS_KEY, None) or {})
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def gateway_logger(provider: LoggerProvider, enabled: bool, stderr: bool = True) -> logging.Logger:
+    """A logger private to one gateway instance (several can live in one test process)."""
+    logger = logging.getLogger(f"app.gateway.{next(_instance_ids)}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if enabled:
+        logger.addHandler(OtlpLogHandler(provider))
+    if stderr:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLineFormatter())
+        logger.addHandler(handler)
+    return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()

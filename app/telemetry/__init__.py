@@ -1,0 +1,1 @@
+"""OpenTelemetry wiring: SDK setup from OTEL_* env, GenAI semconv helpers, and the gateway's instruments."""

@@ -1,0 +1,165 @@
+"""The gateway's instruments, with the semconv explicit bucket boundary advice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.context import Context
+
+from app import __version__
+
+# Bucket advice from the GenAI semconv (gen-ai-metrics.md).
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0]
+TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5]
+FEEDBACK_BUCKETS = [0.0, 0.25, 0.5, 0.75, 1.0]
+
+METRIC_NAMES = (
+    "gen_ai.client.token.usage",
+    "gen_ai.client.operation.duration",
+    "gen_ai.server.time_to_first_token",
+    "gen_ai.server.time_per_output_token",
+    "llm_gateway.active_streams",
+    "llm_gateway.upstream.retries",
+    "llm_gateway.errors",
+    "llm_gateway.feedback.score",
+)
+LATEST_EXPERIMENTAL_METRIC_NAMES = (
+    "gen_ai.client.inference.duration",
+    "gen_ai.client.inference.time_to_first_chunk",
+    "gen_ai.client.inference.time_per_output_chunk",
+    "gen_ai.client.inference.usage.input_tokens",
+    "gen_ai.client.inference.usage.output_tokens",
+    "gen_ai.client.inference.usage.cache_read.input_tokens",
+)
+
+Attrs = Mapping[str, Any]
+
+
+class GatewayMetrics:
+    def __init__(self, meter_provider: metrics.MeterProvider, latest_experimental: bool) -> None:
+        meter = meter_provider.get_meter("app.gateway", __version__)
+        h = meter.create_histogram
+        self.token_usage = h(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self.operation_duration = h(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.time_to_first_token = h(
+            "gen_ai.server.time_to_first_token",
+            unit="s",
+            description="Time to generate first token for successful responses.",
+            explicit_bucket_boundaries_advisory=TTFT_BUCKETS,
+        )
+        self.time_per_output_token = h(
+            "gen_ai.server.time_per_output_token",
+            unit="s",
+            description="Time per output token generated after the first token for successful responses.",
+            explicit_bucket_boundaries_advisory=TPOT_BUCKETS,
+        )
+        self.active_streams = meter.create_up_down_counter(
+            "llm_gateway.active_streams", unit="{stream}", description="Streaming responses in flight."
+        )
+        self.retries = meter.create_counter(
+            "llm_gateway.upstream.retries", unit="{retry}", description="Upstream request retries."
+        )
+        self.errors = meter.create_counter(
+            "llm_gateway.errors",
+            unit="{error}",
+            description="Requests that ended in an error, by error.type.",
+        )
+        self.feedback = h(
+            "llm_gateway.feedback.score",
+            unit="1",
+            description="User feedback scores (0 = bad, 1 = good) for responses.",
+            explicit_bucket_boundaries_advisory=FEEDBACK_BUCKETS,
+        )
+        self.latest = latest_experimental
+        if latest_experimental:
+            self.inf_duration = h(
+                "gen_ai.client.inference.duration",
+                unit="s",
+                description="GenAI inference duration.",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            )
+            self.inf_ttfc = h(
+                "gen_ai.client.inference.time_to_first_chunk",
+                unit="s",
+                description="Time to receive the first chunk of a streamed response.",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            )
+            self.inf_tpoc = h(
+                "gen_ai.client.inference.time_per_output_chunk",
+                unit="s",
+                description="Time per output chunk after the first one.",
+                explicit_bucket_boundaries_advisory=TPOT_BUCKETS,
+            )
+            self.inf_input = h(
+                "gen_ai.client.inference.usage.input_tokens",
+                unit="{token}",
+                description="Input tokens used.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            )
+            self.inf_output = h(
+                "gen_ai.client.inference.usage.output_tokens",
+                unit="{token}",
+                description="Output tokens used.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            )
+            self.inf_cache_read = h(
+                "gen_ai.client.inference.usage.cache_read.input_tokens",
+                unit="{token}",
+                description="Input tokens served from a provider-managed cache.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            )
+
+    def record_call(
+        self,
+        attrs: Attrs,
+        duration_s: float,
+        usage: Mapping[str, int],
+        error_type: str | None,
+        ctx: Context | None,
+    ) -> None:
+        """One finished model call. ``ctx`` holds the GenAI span, so exemplars point at it."""
+        duration_attrs = dict(attrs) if error_type is None else {**attrs, "error.type": error_type}
+        self.operation_duration.record(duration_s, duration_attrs, context=ctx)
+        if self.latest:
+            self.inf_duration.record(duration_s, duration_attrs, context=ctx)
+        inp = usage.get("gen_ai.usage.input_tokens")
+        out = usage.get("gen_ai.usage.output_tokens")
+        if inp is not None:
+            self.token_usage.record(inp, {**attrs, "gen_ai.token.type": "input"}, context=ctx)
+        if out is not None:
+            self.token_usage.record(out, {**attrs, "gen_ai.token.type": "output"}, context=ctx)
+        if self.latest:
+            if inp is not None:
+                self.inf_input.record(inp, attrs, context=ctx)
+            if out is not None:
+                self.inf_output.record(out, attrs, context=ctx)
+            cached = usage.get("gen_ai.usage.cache_read.input_tokens")
+            if cached is not None:
+                self.inf_cache_read.record(cached, attrs, context=ctx)
+
+    def record_stream_timing(
+        self, attrs: Attrs, ttft_s: float, per_token_s: float | None, ctx: Context | None
+    ) -> None:
+        self.time_to_first_token.record(ttft_s, attrs, context=ctx)
+        if per_token_s is not None:
+            self.time_per_output_token.record(per_token_s, attrs, context=ctx)
+        if self.latest:
+            self.inf_ttfc.record(ttft_s, attrs, context=ctx)
+
+    def record_chunk_gap(self, attrs: Attrs, gap_s: float, ctx: Context | None) -> None:
+        if self.latest:
+            self.inf_tpoc.record(gap_s, attrs, context=ctx)
