@@ -72,6 +72,7 @@ def gateway_logger(provider: LoggerProvider, enabled: bool, stderr: bool = True)
     logger = logging.getLogger(f"app.gateway.{next(_instance_ids)}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    logger.addHandler(logging.NullHandler())  # with no other handler, logging's last resort would print
     if enabled:
         logger.addHandler(OtlpLogHandler(provider))
     if stderr:

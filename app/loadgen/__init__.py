@@ -1,0 +1,1 @@
+"""Load generator for the gateway: a realistic, seeded mix of models, tenants, streams and PII prompts."""
