@@ -1,0 +1,80 @@
+"""The sidecar's config file: ``server``, ``cost`` and ``redaction`` sections, validated at start."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from processors.config_loader import ConfigError, build
+from processors.cost_config import CostConfig, ModelPriceOverride
+from processors.redaction_config import RedactionConfig
+
+
+@dataclass
+class ServerConfig:
+    """gRPC serving and forwarding limits."""
+
+    max_message_bytes: int = 16 * 1024 * 1024
+    """Largest accepted Export request; larger ones get RESOURCE_EXHAUSTED."""
+    forward_timeout_seconds: float = 10.0
+    """Upper bound for one forward to the Collector (the caller's deadline, if shorter, wins)."""
+    max_concurrent_batches: int = 16
+    """Batches processed/forwarded at once per worker; more wait up to ``queue_wait_seconds``."""
+    queue_wait_seconds: float = 1.0
+    """How long a batch may wait for a free slot before it is refused with UNAVAILABLE (overloaded)."""
+    drain_timeout_seconds: float = 25.0
+    """On SIGTERM, how long in-flight batches may take to finish."""
+
+    def validate(self, path: str) -> None:
+        if self.max_message_bytes < 1024:
+            raise ConfigError(f"{path}.max_message_bytes", "must be at least 1024")
+        if self.max_concurrent_batches < 1:
+            raise ConfigError(f"{path}.max_concurrent_batches", "must be at least 1")
+        for name in ("forward_timeout_seconds", "queue_wait_seconds", "drain_timeout_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{path}.{name}", f"must be a positive number, got {value!r}")
+
+
+@dataclass
+class SidecarConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    """gRPC limits."""
+    cost: CostConfig = field(default_factory=CostConfig)
+    """Token cost enrichment (traces)."""
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    """PII redaction (traces and logs)."""
+
+    def price_overrides(self) -> list[ModelPriceOverride]:
+        """Inline overrides followed by those of ``cost.overrides_file``."""
+        overrides = list(self.cost.overrides)
+        if self.cost.overrides_file:
+            path = Path(self.cost.overrides_file)
+            try:
+                data = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError("cost.overrides_file", f"cannot load {str(path)!r}: {exc}") from exc
+            if data is None:
+                data = []
+            if not isinstance(data, list):
+                raise ConfigError("cost.overrides_file", "must hold a YAML list of model overrides")
+            overrides += [
+                build(ModelPriceOverride, item, f"cost.overrides_file[{i}]") for i, item in enumerate(data)
+            ]
+        return overrides
+
+
+def load_config(path: str | None) -> SidecarConfig:
+    """Load and validate; defaults when ``path`` is None. Raises ConfigError naming the bad field."""
+    if path is None:
+        return SidecarConfig()
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path!r}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError("--config", f"{path!r} is not valid YAML: {exc}") from exc
+    return build(SidecarConfig, data, "")

@@ -1,0 +1,159 @@
+"""Cost processor: a pure function that prices GenAI spans of an ExportTraceServiceRequest in place."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from processors.pricing import PriceBook
+
+ATTR_COST = "gen_ai.usage.cost"
+ATTR_COST_INPUT = "gen_ai.cost.input"
+ATTR_COST_OUTPUT = "gen_ai.cost.output"
+ATTR_COST_CACHE_READ = "gen_ai.cost.cache_read"
+ATTR_COST_CACHE_WRITE = "gen_ai.cost.cache_write"
+ATTR_COST_STATUS = "gen_ai.cost.status"
+ATTR_COST_PRICING = "gen_ai.cost.pricing"
+
+# span attribute → genai-prices usage key (deprecated names after the current ones)
+USAGE_ATTRIBUTES: dict[str, str] = {
+    "gen_ai.usage.input_tokens": "input_tokens",
+    "gen_ai.usage.prompt_tokens": "input_tokens",
+    "gen_ai.usage.output_tokens": "output_tokens",
+    "gen_ai.usage.completion_tokens": "output_tokens",
+    "gen_ai.usage.cache_read.input_tokens": "cache_read_tokens",
+    "gen_ai.usage.cache_creation.input_tokens": "cache_write_tokens",
+    "gen_ai.usage.cache_write.input_tokens": "cache_write_tokens",
+    "gen_ai.usage.reasoning.output_tokens": "output_reasoning_tokens",
+}
+_RESPONSE_MODEL, _REQUEST_MODEL, _PROVIDER, _SYSTEM, _HAS_COST = range(5)
+_OTHER_ATTRIBUTES = {
+    "gen_ai.response.model": _RESPONSE_MODEL,
+    "gen_ai.request.model": _REQUEST_MODEL,
+    "gen_ai.provider.name": _PROVIDER,
+    "gen_ai.system": _SYSTEM,
+    ATTR_COST: _HAS_COST,
+}
+
+
+@dataclass
+class ModelCost:
+    """Cost of one (provider, model) in a batch; the costliest span is kept as the metric exemplar."""
+
+    total: float
+    max_span_cost: float
+    trace_id: bytes
+    span_id: bytes
+
+    def add(self, cost: float, trace_id: bytes, span_id: bytes) -> None:
+        self.total += cost
+        if cost > self.max_span_cost:
+            self.max_span_cost, self.trace_id, self.span_id = cost, trace_id, span_id
+
+
+@dataclass
+class CostStats:
+    """What one batch contributed; the handler turns it into metrics."""
+
+    priced_spans: int = 0
+    unpriced_by_model: dict[str, int] = field(default_factory=dict)
+    cost_by_model: dict[tuple[str, str], ModelCost] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.priced_spans or self.unpriced_by_model)
+
+
+def _token_count(value: AnyValue) -> int | None:
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        return value.int_value if value.int_value >= 0 else None
+    if kind == "double_value" and value.double_value >= 0 and value.double_value.is_integer():
+        return int(value.double_value)
+    return None
+
+
+def _double(key: str, v: float) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(double_value=v))
+
+
+def _string(key: str, v: str) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(string_value=v))
+
+
+def enrich_costs(request: ExportTraceServiceRequest, prices: PriceBook) -> CostStats:
+    """Add cost attributes to every span with token usage; mutate ``request`` in place.
+
+    Spans without usage, and spans that already carry gen_ai.usage.cost, are left untouched.
+    """
+    stats = CostStats()
+    now = time.monotonic()
+    usage_attrs = USAGE_ATTRIBUTES
+    other_attrs = _OTHER_ATTRIBUTES
+    pricing_version = prices.version
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                usage: dict[str, int] | None = None
+                found: dict[int, AnyValue] | None = None
+                for kv in span.attributes:
+                    key = kv.key
+                    usage_key = usage_attrs.get(key)
+                    if usage_key is not None:
+                        count = _token_count(kv.value)
+                        if count is not None:
+                            if usage is None:
+                                usage = {}
+                            # the current semconv name wins over a deprecated one when both are present
+                            if usage_key not in usage or not key.endswith(
+                                ("prompt_tokens", "completion_tokens")
+                            ):
+                                usage[usage_key] = count
+                        continue
+                    slot = other_attrs.get(key)
+                    if slot is not None:
+                        if found is None:
+                            found = {}
+                        found[slot] = kv.value
+                if usage is None or (found is not None and _HAS_COST in found):
+                    continue
+                found = found or {}
+                model_value = found.get(_RESPONSE_MODEL) or found.get(_REQUEST_MODEL)
+                model = model_value.string_value if model_value is not None else ""
+                if not model and _RESPONSE_MODEL in found:
+                    request_model = found.get(_REQUEST_MODEL)
+                    model = request_model.string_value if request_model is not None else ""
+                provider_value = found.get(_PROVIDER) or found.get(_SYSTEM)
+                provider = provider_value.string_value if provider_value is not None else ""
+                resolved = prices.lookup(provider, model, now) if model else None
+                cost = resolved.cost(usage) if resolved is not None else None
+                attrs = span.attributes
+                if cost is None or resolved is None:
+                    attrs.append(_string(ATTR_COST_STATUS, "unpriced"))
+                    attrs.append(_string(ATTR_COST_PRICING, pricing_version))
+                    label = model or "<none>"
+                    stats.unpriced_by_model[label] = stats.unpriced_by_model.get(label, 0) + 1
+                    continue
+                attrs.append(_double(ATTR_COST, cost.total))
+                if cost.input:
+                    attrs.append(_double(ATTR_COST_INPUT, cost.input))
+                if cost.output:
+                    attrs.append(_double(ATTR_COST_OUTPUT, cost.output))
+                if cost.cache_read:
+                    attrs.append(_double(ATTR_COST_CACHE_READ, cost.cache_read))
+                if cost.cache_write:
+                    attrs.append(_double(ATTR_COST_CACHE_WRITE, cost.cache_write))
+                attrs.append(_string(ATTR_COST_STATUS, "priced"))
+                attrs.append(_string(ATTR_COST_PRICING, pricing_version))
+                stats.priced_spans += 1
+                group = stats.cost_by_model.get((resolved.provider_id, model))
+                if group is None:
+                    stats.cost_by_model[(resolved.provider_id, model)] = ModelCost(
+                        cost.total, cost.total, span.trace_id, span.span_id
+                    )
+                else:
+                    group.add(cost.total, span.trace_id, span.span_id)
+    return stats

@@ -1,0 +1,135 @@
+"""The built-in PII and secret detectors: one regex (Python syntax, also fed to Hyperscan in prefilter mode)
+plus a validator per type.
+
+Regexes avoid ``\\b``, ``^`` and ``$``: Hyperscan also scans the raw protobuf bytes, where the byte before a
+string is its length prefix and may be a letter, so a boundary assertion could miss. Boundaries are written as
+lookarounds instead, which Hyperscan's prefilter mode drops (making it a superset) and Python enforces.
+If a pattern has a group named ``v`` only that group is replaced (e.g. the password in ``user:pass@host``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from processors import pii_validators as v
+
+
+@dataclass(frozen=True)
+class PiiType:
+    name: str
+    """Config id (lower case) and, upper-cased, the placeholder label."""
+    regex: str
+    validator: Callable[[str], bool]
+    caseless: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name.upper()
+
+    def compile(self) -> re.Pattern[str]:
+        return re.compile(self.regex, re.IGNORECASE if self.caseless else 0)
+
+
+_L = r"(?<![\w.+\-/@])"  # left edge: not inside a word, number, version, path or address
+_R = r"(?![\w\-@]|\.\d)"  # right edge
+
+# Order matters: earlier types win when matches overlap (a secret beats the phone-like digits inside it).
+BUILTIN_TYPES: tuple[PiiType, ...] = (
+    PiiType(
+        "private_key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+        v.always_ok,
+    ),
+    PiiType("anthropic_key", r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{20,}", v.always_ok),
+    PiiType("openai_key", r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}", v.always_ok),
+    PiiType(
+        "aws_access_key",
+        r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}"
+        r"(?![A-Za-z0-9])",
+        v.always_ok,
+    ),
+    PiiType(
+        "github_token",
+        r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+        v.always_ok,
+    ),
+    PiiType(
+        "slack_token",
+        r"(?<![\w-])(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,}"
+        r"|https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+)",
+        v.always_ok,
+    ),
+    PiiType("google_api_key", r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])", v.always_ok),
+    PiiType("stripe_key", r"(?<![\w-])(?:sk|rk)_live_[0-9A-Za-z]{16,}", v.always_ok),
+    PiiType("jwt", r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", v.always_ok),
+    PiiType("bearer_token", r"(?<![\w-])bearer\s+(?P<v>[A-Za-z0-9._~+/=-]{8,})", v.always_ok, caseless=True),
+    PiiType(
+        "url_password",
+        r"(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@\"'<>]+:(?P<v>[^/\s@\"'<>]+)@",
+        v.always_ok,
+    ),
+    PiiType(
+        "password_pair",
+        r"(?<![\w-])(?:password|passwd|pwd|pass|passphrase|secret|client[_-]?secret|api[_-]?key|apikey"
+        r"|access[_-]?token|auth[_-]?token|refresh[_-]?token)(?:\\?[\"'])?\s*[=:]\s*(?:\\?[\"'])?"
+        r"(?P<v>[^\s&\"',;<>\\]{1,256})",
+        v.always_ok,
+        caseless=True,
+    ),
+    PiiType(
+        "email",
+        r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])",
+        v.always_ok,
+    ),
+    PiiType(
+        "iban",
+        r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
+        v.iban_ok,
+    ),
+    PiiType("credit_card", _L + r"\d(?:[ -]?\d){11,18}" + _R, v.card_ok),
+    PiiType("us_ssn", _L + r"\d{3}([- ])\d{2}\1\d{4}" + _R, v.ssn_ok),
+    PiiType(
+        "ipv4",
+        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+        r"(?![\w]|\.\d)",
+        v.always_ok,
+    ),
+    PiiType(
+        "ipv6",
+        r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])",
+        v.ipv6_ok,
+    ),
+    PiiType(
+        "phone",
+        _L + r"(?:"
+        r"\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){0,5}"
+        r"|\(\d{2,5}\)[ .-]?\d{2,5}(?:[ .-]?\d{2,5}){0,3}"
+        r"|\(?\d{2,5}\)?(?:[ .-]\(?\d{1,5}\)?){1,5}"
+        r"|0\d{8,11}"
+        r"|1[3-9]\d{9}"
+        r"|[6-9]\d{9}"
+        r")(?:\s?(?:x|ext\.?)\s?\d{1,6})?" + r"(?![\w\-@:]|\.\d)",
+        v.phone_ok,
+    ),
+)
+
+BUILTIN_NAMES = tuple(t.name for t in BUILTIN_TYPES)
+SECRET_TYPES = frozenset(
+    {
+        "private_key",
+        "anthropic_key",
+        "openai_key",
+        "aws_access_key",
+        "github_token",
+        "slack_token",
+        "google_api_key",
+        "stripe_key",
+        "jwt",
+        "bearer_token",
+        "url_password",
+        "password_pair",
+    }
+)

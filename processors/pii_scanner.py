@@ -1,0 +1,236 @@
+"""Finds and replaces PII in text: one Hyperscan pass flags candidate strings, Python regexes and validators
+confirm them. Holds no OTLP knowledge (see redaction.py for the walk over batches)."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import hyperscan
+
+from processors import pii_validators
+from processors.config_loader import ConfigError
+from processors.pii_patterns import BUILTIN_TYPES, PiiType
+from processors.redaction_config import RedactionConfig
+
+SECRET_LABEL = "SECRET"
+KEY_PLAIN, KEY_SECRET, KEY_ALLOWED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class _Detector:
+    name: str
+    label: str
+    pattern: re.Pattern[str]
+    validator: Callable[[str], bool]
+    partial: bool  # replace only the group named "v"
+
+
+class PiiScanner:
+    def __init__(self, config: RedactionConfig) -> None:
+        enabled = set(config.enabled_builtin_types())
+        types: list[PiiType] = [t for t in BUILTIN_TYPES if t.name in enabled]
+        types += [
+            PiiType(p.name, p.regex, pii_validators.always_ok, p.caseless) for p in config.custom_patterns
+        ]
+        for i, p in enumerate(config.custom_patterns):
+            try:
+                _compile([(p.regex, p.caseless)])
+            except hyperscan.error as exc:
+                raise ConfigError(
+                    f"redaction.custom_patterns[{i}].regex", f"Hyperscan cannot compile {p.regex!r}: {exc}"
+                ) from exc
+        self.detectors: list[_Detector] = []
+        for t in types:
+            pattern = t.compile()
+            self.detectors.append(_Detector(t.name, t.label, pattern, t.validator, "v" in pattern.groupindex))
+        self._hmac_key = config.hmac_key() if config.mode == "hmac" else None
+        self._placeholder = config.placeholder_format
+        self._hmac_format = config.hmac_format
+        self._hmac_length = config.hmac_length
+        self._secret_rules = tuple(
+            dict.fromkeys(_normalise_key(k) for k in config.secret_keys + config.extra_secret_keys)
+        )
+        self._allowed = frozenset(config.allowed_keys + config.extra_allowed_keys)
+        self._key_cache: dict[str, int] = {}
+        self._value_db = _compile([(t.regex, t.caseless) for t in types]) if types else None
+        # The gate also looks for secret key names so that a batch whose only finding is a key rule is not
+        # waved through. A key is followed by a non-alphanumeric byte in the wire format (the value's tag).
+        key_regex = (
+            "(?:"
+            + "|".join(re.escape(r).replace("_", "[_-]") for r in self._secret_rules)
+            + ")(?:[^a-z0-9]|$)"
+        )
+        gate_patterns = [(t.regex, t.caseless) for t in types]
+        if self._secret_rules:
+            gate_patterns.append((key_regex, True))
+        self._gate_db = _compile(gate_patterns) if gate_patterns else None
+        self._local = threading.local()
+
+    # --- keys --------------------------------------------------------------------------------------
+    def key_kind(self, key: str) -> int:
+        kind = self._key_cache.get(key)
+        if kind is None:
+            if key in self._allowed:
+                kind = KEY_ALLOWED
+            else:
+                norm = _normalise_key(key)
+                kind = KEY_PLAIN
+                for rule in self._secret_rules:
+                    if norm == rule or norm.endswith(("." + rule, "_" + rule)):
+                        kind = KEY_SECRET
+                        break
+            if len(self._key_cache) > 50_000:  # keys come from telemetry: keep the cache bounded
+                self._key_cache.clear()
+            self._key_cache[key] = kind
+        return kind
+
+    # --- scanning ----------------------------------------------------------------------------------
+    def _scratch(self, name: str, db: hyperscan.Database) -> hyperscan.Scratch:
+        scratch = getattr(self._local, name, None)
+        if scratch is None:
+            scratch = hyperscan.Scratch(db)
+            setattr(self._local, name, scratch)
+        return scratch
+
+    def gate(self, raw: bytes) -> bool:
+        """False when no detector and no secret key name can match anywhere in ``raw`` (e.g. a serialized
+        batch): the batch then needs no redaction at all."""
+        if self._gate_db is None:
+            return False
+        found = False
+
+        def on_match(_id: int, _start: int, _end: int, _flags: int, _ctx: object) -> bool:
+            nonlocal found
+            found = True
+            return True  # stop at the first hit
+
+        with contextlib.suppress(hyperscan.ScanTerminated):
+            self._gate_db.scan(raw, on_match, scratch=self._scratch("gate", self._gate_db))
+        return found
+
+    def candidates(self, texts: list[str]) -> dict[int, set[int]]:
+        """Index of each text that may hold PII → detector ids that fired on it (one pass over all texts)."""
+        if self._value_db is None or not texts:
+            return {}
+        encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+        ends: list[int] = []
+        pos = 0
+        for b in encoded:
+            pos += len(b)
+            ends.append(pos)
+            pos += 1  # separator
+        hits: list[tuple[int, int]] = []
+        append = hits.append
+
+        def on_match(det: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            append((det, end))
+
+        self._value_db.scan(b"\x00".join(encoded), on_match, scratch=self._scratch("value", self._value_db))
+        found: dict[int, set[int]] = {}
+        for det, end in hits:
+            idx = bisect.bisect_left(ends, end)
+            if idx < len(texts):
+                found.setdefault(idx, set()).add(det)
+        return found
+
+    def redact_text(self, text: str, detector_ids: Iterable[int]) -> tuple[str, list[str]] | None:
+        """Redacted text and the type names replaced (one per replacement), or None if nothing was found."""
+        spans = self._find(text, detector_ids)
+        if not spans:
+            return None
+        if text.lstrip()[:1] in ("{", "[", '"'):
+            return self._redact_json_aware(text, spans, detector_ids)
+        return self._apply(text, spans)
+
+    def _find(self, text: str, detector_ids: Iterable[int]) -> list[tuple[int, int, int]]:
+        found: list[tuple[int, int, int]] = []
+        for det_id in sorted(detector_ids):  # lower id = higher priority
+            det = self.detectors[det_id]
+            for m in det.pattern.finditer(text):
+                if not det.validator(m.group(0)):
+                    continue
+                start, end = m.span("v") if det.partial else m.span()
+                if start == end:
+                    continue
+                if any(start < e and s < end for s, e, _ in found):
+                    continue
+                found.append((start, end, det_id))
+        found.sort()
+        return found
+
+    def _apply(self, text: str, spans: list[tuple[int, int, int]]) -> tuple[str, list[str]]:
+        out: list[str] = []
+        names: list[str] = []
+        last = 0
+        for start, end, det_id in spans:
+            det = self.detectors[det_id]
+            out.append(text[last:start])
+            out.append(self.replacement(det.label, text[start:end]))
+            names.append(det.name)
+            last = end
+        out.append(text[last:])
+        return "".join(out), names
+
+    def _redact_json_aware(
+        self, text: str, spans: list[tuple[int, int, int]], detector_ids: Iterable[int]
+    ) -> tuple[str, list[str]]:
+        """Replace in place when that keeps valid JSON valid (the usual case: placeholders hold no quotes or
+        backslashes); otherwise redact the parsed strings one by one and re-serialize."""
+        new_text, names = self._apply(text, spans)
+        try:
+            json.loads(new_text)
+            return new_text, names
+        except ValueError:
+            pass
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return new_text, names  # was not JSON: plain text replacement is right
+        ids = list(detector_ids)
+        names = []
+
+        def walk(node: object) -> object:
+            if isinstance(node, str):
+                res = self.redact_text(node, ids)
+                if res is None:
+                    return node
+                names.extend(res[1])
+                return res[0]
+            if isinstance(node, list):
+                return [walk(x) for x in node]
+            if isinstance(node, dict):
+                return {k: walk(v) for k, v in node.items()}
+            return node
+
+        return json.dumps(walk(doc), ensure_ascii=False), names
+
+    def replacement(self, label: str, value: str) -> str:
+        if self._hmac_key is None:
+            return self._placeholder.format(type=label)
+        digest = hmac.new(self._hmac_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return self._hmac_format.format(type=label, hmac=digest[: self._hmac_length])
+
+    def label_of(self, name: str) -> str:
+        return name.upper()
+
+
+def _normalise_key(key: str) -> str:
+    return key.strip().lower().replace("-", "_")
+
+
+def _compile(patterns: list[tuple[str, bool]]) -> hyperscan.Database:
+    db = hyperscan.Database()
+    flags = [
+        hyperscan.HS_FLAG_PREFILTER | (hyperscan.HS_FLAG_CASELESS if caseless else 0)
+        for _, caseless in patterns
+    ]
+    db.compile(expressions=[p.encode() for p, _ in patterns], ids=list(range(len(patterns))), flags=flags)
+    return db

@@ -1,0 +1,166 @@
+"""Redaction processor: pure functions that redact PII in ExportTraceServiceRequest /
+ExportLogsServiceRequest messages in place, using a PiiScanner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+
+from processors.pii_scanner import KEY_ALLOWED, KEY_SECRET, SECRET_LABEL, PiiScanner
+from processors.redaction_config import RedactionConfig
+
+ATTR_REDACTED_COUNT = "pii.redacted.count"
+ATTR_REDACTED_TYPES = "pii.redacted.types"
+SECRET_TYPE = "secret_key"  # type name counted for values masked because of their key
+
+
+@dataclass
+class RedactionStats:
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.by_type)
+
+
+class _Walk:
+    """Collects every scannable string of a batch, how to write it back, and the span/log that owns it."""
+
+    def __init__(self, scanner: PiiScanner) -> None:
+        self.scanner = scanner
+        self.texts: list[str] = []
+        self.targets: list[tuple[Any, str, int]] = []  # (message, field name, owner index or -1)
+        self.owners: list[Any] = []  # Span or LogRecord (both have .attributes)
+        self.found: dict[int, list[str]] = {}  # owner index → type names (one per redaction)
+        self.unowned: list[str] = []
+
+    def owner(self, message: Any) -> int:
+        self.owners.append(message)
+        return len(self.owners) - 1
+
+    def record(self, owner: int, names: Iterable[str]) -> None:
+        if owner >= 0:
+            self.found.setdefault(owner, []).extend(names)
+        else:
+            self.unowned.extend(names)
+
+    def attributes(self, attrs: Iterable[KeyValue], owner: int) -> None:
+        key_kind = self.scanner.key_kind
+        for kv in attrs:
+            kind = key_kind(kv.key)
+            if kind == KEY_ALLOWED:
+                continue
+            if kind == KEY_SECRET:
+                self.mask(kv.value, owner)
+            else:
+                self.value(kv.value, owner)
+
+    def value(self, value: AnyValue, owner: int) -> None:
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            self.texts.append(value.string_value)
+            self.targets.append((value, "string_value", owner))
+        elif kind == "array_value":
+            for item in value.array_value.values:
+                self.value(item, owner)
+        elif kind == "kvlist_value":
+            self.attributes(value.kvlist_value.values, owner)
+
+    def text_field(self, message: Message, name: str, owner: int) -> None:
+        text = getattr(message, name)
+        if text:
+            self.texts.append(text)
+            self.targets.append((message, name, owner))
+
+    def mask(self, value: AnyValue, owner: int) -> None:
+        kind = value.WhichOneof("value")
+        if kind is None or (kind == "string_value" and not value.string_value):
+            return  # nothing to hide
+        original = value.string_value if kind == "string_value" else value.SerializeToString().hex()
+        replacement = self.scanner.replacement(SECRET_LABEL, original)
+        if kind == "string_value" and original == replacement:
+            return  # already masked (e.g. a batch that went through twice)
+        value.Clear()
+        value.string_value = replacement
+        self.record(owner, (SECRET_TYPE,))
+
+    def redact_collected(self) -> None:
+        scanner = self.scanner
+        for idx, detector_ids in scanner.candidates(self.texts).items():
+            result = scanner.redact_text(self.texts[idx], detector_ids)
+            if result is None:
+                continue
+            message, name, owner = self.targets[idx]
+            setattr(message, name, result[0])
+            self.record(owner, result[1])
+
+    def finish(self, summary: bool) -> RedactionStats:
+        stats = RedactionStats()
+        for names in (*self.found.values(), self.unowned):
+            for n in names:
+                stats.by_type[n] = stats.by_type.get(n, 0) + 1
+        if summary:
+            for owner, names in self.found.items():
+                _set_summary(self.owners[owner].attributes, names)
+        return stats
+
+
+def _set_summary(attrs: Any, names: list[str]) -> None:
+    for i in range(len(attrs) - 1, -1, -1):
+        if attrs[i].key in (ATTR_REDACTED_COUNT, ATTR_REDACTED_TYPES):
+            del attrs[i]
+    attrs.append(KeyValue(key=ATTR_REDACTED_COUNT, value=AnyValue(int_value=len(names))))
+    types = ArrayValue(values=[AnyValue(string_value=n) for n in sorted(set(names))])
+    attrs.append(KeyValue(key=ATTR_REDACTED_TYPES, value=AnyValue(array_value=types)))
+
+
+def redact_traces(
+    request: ExportTraceServiceRequest, scanner: PiiScanner, config: RedactionConfig
+) -> RedactionStats:
+    walk = _Walk(scanner)
+    fields = config.fields
+    for resource_spans in request.resource_spans:
+        if fields.resource_attributes:
+            walk.attributes(resource_spans.resource.attributes, -1)
+        for scope_spans in resource_spans.scope_spans:
+            if fields.scope_attributes:
+                walk.attributes(scope_spans.scope.attributes, -1)
+            for span in scope_spans.spans:
+                owner = walk.owner(span)
+                walk.attributes(span.attributes, owner)
+                if fields.span_events:
+                    for event in span.events:
+                        walk.attributes(event.attributes, owner)
+                if fields.span_links:
+                    for link in span.links:
+                        walk.attributes(link.attributes, owner)
+                if fields.span_status and span.status.message:
+                    walk.text_field(span.status, "message", owner)
+    walk.redact_collected()
+    return walk.finish(config.summary)
+
+
+def redact_logs(
+    request: ExportLogsServiceRequest, scanner: PiiScanner, config: RedactionConfig
+) -> RedactionStats:
+    walk = _Walk(scanner)
+    fields = config.fields
+    for resource_logs in request.resource_logs:
+        if fields.resource_attributes:
+            walk.attributes(resource_logs.resource.attributes, -1)
+        for scope_logs in resource_logs.scope_logs:
+            if fields.scope_attributes:
+                walk.attributes(scope_logs.scope.attributes, -1)
+            for record in scope_logs.log_records:
+                owner = walk.owner(record)
+                walk.attributes(record.attributes, owner)
+                if fields.log_body and record.HasField("body"):
+                    walk.value(record.body, owner)
+    walk.redact_collected()
+    return walk.finish(config.summary)

@@ -1,0 +1,127 @@
+"""Runs one sidecar worker: the gRPC server (OTLP trace + logs Export, grpc.health.v1), the forward channel,
+and the SIGTERM drain."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from processors.config import SidecarConfig
+from processors.forwarding import ExportForwarder
+from processors.handlers import LOGS_METHOD, TRACE_METHOD, Pipeline
+from processors.telemetry import Telemetry
+
+log = logging.getLogger("processors.server")
+
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    health: health.HealthServicer
+    channel: grpc.Channel
+    port: int
+
+    def stop(self, grace: float) -> None:
+        """Refuse new RPCs, let in-flight batches finish (up to ``grace`` s), close the forward channel."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.channel.close()
+
+
+def start_server(
+    config: SidecarConfig,
+    pipeline: Pipeline,
+    telemetry: Telemetry,
+    listen: str,
+    forward: str,
+    reuse_port: bool,
+) -> RunningServer:
+    limit = config.server.max_message_bytes
+    channel = grpc.insecure_channel(
+        forward,
+        options=[
+            ("grpc.max_send_message_length", 2 * limit),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.enable_retries", 0),
+        ],
+    )
+    traces = ExportForwarder(
+        signal="traces",
+        method=TRACE_METHOD,
+        process=pipeline.process_traces,
+        server_config=config.server,
+        telemetry=telemetry,
+        channel=channel,
+    )
+    logs = ExportForwarder(
+        signal="logs",
+        method=LOGS_METHOD,
+        process=pipeline.process_logs,
+        server_config=config.server,
+        telemetry=telemetry,
+        channel=channel,
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=config.server.max_concurrent_batches + 4, thread_name_prefix="sidecar"
+        ),
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            # our handler answers up to 2x the limit with a precise message; beyond that gRPC refuses it
+            ("grpc.max_receive_message_length", 2 * limit),
+        ],
+    )
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                TRACE_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(traces.handle)}
+            ),
+            grpc.method_handlers_generic_handler(
+                LOGS_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(logs.handle)}
+            ),
+        )
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen} (address in use or invalid)")
+    server.start()
+    for name in ("", TRACE_SERVICE, LOGS_SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, health_servicer, channel, port)
+
+
+def run_worker(
+    config: SidecarConfig,
+    pipeline: Pipeline,
+    telemetry: Telemetry,
+    listen: str,
+    forward: str,
+    reuse_port: bool,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then drain and return 0."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        running = start_server(config, pipeline, telemetry, listen, forward, reuse_port)
+        log.info("sidecar serving", extra={"listen": listen, "port": running.port, "forward": forward})
+        while not stop.wait(3600):
+            pass
+        log.info("draining", extra={"grace_s": config.server.drain_timeout_seconds})
+        running.stop(config.server.drain_timeout_seconds)
+        log.info("stopped")
+        return 0
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        telemetry.shutdown()
