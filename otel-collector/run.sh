@@ -1,0 +1,25 @@
+#!/bin/sh
+# Starts the llm-otel-pipeline Collector with the right set of configuration files:
+#   config.yaml                 always (the production topology)
+#   config.native.yaml          when COLLECTOR_NATIVE=1 (file exporters instead of Tempo/Loki)
+#   config.ingest-auth.yaml     when OTLP_INGEST_TOKEN is non-empty (bearer token required on ingest)
+# `run.sh validate` validates that same set of files instead of running.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${OTELCOL_BIN:-$here/../build/otelcol-llm}
+if [ ! -x "$bin" ]; then
+  echo "error: Collector binary not found at $bin — run 'make collector' (or set OTELCOL_BIN)" >&2
+  exit 1
+fi
+sub=
+if [ "${1:-}" = "validate" ]; then sub=validate; shift; fi
+set -- --config "$here/config.yaml" "$@"
+if [ "${COLLECTOR_NATIVE:-0}" = "1" ]; then
+  : "${RUN_DIR:?COLLECTOR_NATIVE=1 needs RUN_DIR (where traces/logs files are written)}"
+  set -- "$@" --config "$here/config.native.yaml"
+fi
+if [ -n "${OTLP_INGEST_TOKEN:-}" ]; then
+  set -- "$@" --config "$here/config.ingest-auth.yaml"
+fi
+if [ -n "$sub" ]; then exec "$bin" validate "$@"; fi
+exec "$bin" "$@"

@@ -1,0 +1,111 @@
+"""The native stack end to end: an OpenTelemetry SDK app → Collector (→ sidecar when present) →
+file exports, spanmetrics and Prometheus with exemplars."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.e2e.otlp_client import SyntheticApp
+from tests.stack_support import (
+    NativeStack,
+    exported_log_records,
+    exported_spans,
+    prom_exemplars,
+    prom_query,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def synthetic_traffic(native_stack: NativeStack) -> SyntheticApp:
+    app = SyntheticApp(endpoint=native_stack.otlp_grpc)
+    for i in range(30):
+        app.request(i)
+    app.flush()
+    yield app
+    app.shutdown()
+
+
+def test_traces_arrive_in_the_export_file(native_stack: NativeStack, synthetic_traffic: SyntheticApp) -> None:
+    wanted = synthetic_traffic.span_ids
+
+    def seen() -> set[str]:
+        return wanted & {s["spanId"] for s in exported_spans(native_stack.traces_file)}
+
+    got = wait_for(lambda: seen() if seen() == wanted else None, 30, f"{len(wanted)} span ids in traces.jsonl")
+    assert got == wanted
+
+
+def test_logs_arrive_with_their_trace_ids(native_stack: NativeStack, synthetic_traffic: SyntheticApp) -> None:
+    def mine() -> list[dict[str, object]]:
+        recs = [r for r in exported_log_records(native_stack.logs_file)
+                if r.get("body", {}).get("stringValue") in synthetic_traffic.log_bodies]
+        return recs if len(recs) == len(synthetic_traffic.log_bodies) else []
+
+    records = wait_for(mine, 30, "every synthetic log record in logs.jsonl")
+    assert {r["traceId"] for r in records} <= synthetic_traffic.trace_ids
+    assert all(r.get("spanId") for r in records)
+
+
+def test_prometheus_scrapes_the_apps_metrics(native_stack: NativeStack, synthetic_traffic: SyntheticApp) -> None:
+    result = wait_for(
+        lambda: prom_query(native_stack.prometheus, 'sum(e2e_requests_total{job="e2e-synthetic"})'),
+        60,
+        "e2e_requests_total in Prometheus",
+    )
+    assert float(result[0]["value"][1]) == 30
+
+
+@pytest.fixture()
+def trickle(native_stack: NativeStack) -> SyntheticApp:
+    """A second app that keeps sending while a test waits, as a live service does: exemplars only
+    exist for the export interval in which their measurement was made."""
+    app = SyntheticApp(endpoint=native_stack.otlp_grpc, service_name=f"e2e-trickle-{uuid.uuid4().hex[:8]}")
+    yield app
+    app.shutdown()
+
+
+def _exemplars_while_sending(stack: NativeStack, app: SyntheticApp, query: str) -> list[dict[str, object]]:
+    counter = iter(range(10_000))
+
+    def poll() -> list[dict[str, object]]:
+        app.request(next(counter))
+        app.flush()
+        return prom_exemplars(stack.prometheus, query)
+
+    return wait_for(poll, 60, f"exemplars for {query}", interval=1.0)
+
+
+def test_histogram_exemplar_links_to_an_exported_trace(native_stack: NativeStack, trickle: SyntheticApp) -> None:
+    query = f'e2e_request_duration_seconds_bucket{{job="{trickle.service_name}"}}'
+    exemplars = _exemplars_while_sending(native_stack, trickle, query)
+    trace_ids = {str(ex["labels"]["trace_id"]) for ex in exemplars}  # type: ignore[index]
+    assert trace_ids <= trickle.trace_ids
+
+    def linked() -> set[str]:
+        return trace_ids & {s["traceId"] for s in exported_spans(native_stack.traces_file)}
+
+    assert wait_for(linked, 30, "an exemplar's trace in traces.jsonl")
+
+
+def test_spanmetrics_carry_exemplars_of_exported_traces(native_stack: NativeStack, trickle: SyntheticApp) -> None:
+    query = f'traces_span_metrics_duration_seconds_bucket{{service_name="{trickle.service_name}"}}'
+    exemplars = _exemplars_while_sending(native_stack, trickle, query)
+    trace_ids = {str(ex["labels"]["trace_id"]) for ex in exemplars}  # type: ignore[index]
+    assert trace_ids <= trickle.trace_ids
+    exported = {s["traceId"] for s in exported_spans(native_stack.traces_file)}
+    assert trace_ids & exported
+
+
+def test_spanmetrics_count_every_call(native_stack: NativeStack, synthetic_traffic: SyntheticApp) -> None:
+    query = 'sum(traces_span_metrics_calls_total{service_name="e2e-synthetic"})'
+    result = wait_for(
+        lambda: [r for r in prom_query(native_stack.prometheus, query) if float(r["value"][1]) == 30],
+        60,
+        "30 calls in traces_span_metrics_calls_total",
+    )
+    assert result

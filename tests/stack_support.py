@@ -1,0 +1,287 @@
+"""Helpers for tests that run real processes: free ports, a Collector process, the native stack,
+the Collector's OTLP JSON export files and Prometheus' HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[1]
+COLLECTOR_BIN = Path(os.environ.get("OTELCOL_BIN") or REPO / "build" / "otelcol-llm")
+RUN_SH = REPO / "otel-collector" / "run.sh"
+STACK_PY = REPO / "compose" / "native" / "stack.py"
+
+T = TypeVar("T")
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (held open together so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_for(cond: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
+
+
+def http_get_json(url: str, timeout: float = 5) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.load(resp)
+
+
+def http_status(url: str, timeout: float = 2) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+# --- the Collector's file exporter output (OTLP JSON, one ExportRequest per line) -------------------
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))
+    return out
+
+
+def exported_spans(path: Path) -> list[dict[str, Any]]:
+    spans = []
+    for req in read_jsonl(path):
+        for rs in req.get("resourceSpans", []):
+            for ss in rs.get("scopeSpans", []):
+                spans.extend(ss.get("spans", []))
+    return spans
+
+
+def exported_log_records(path: Path) -> list[dict[str, Any]]:
+    records = []
+    for req in read_jsonl(path):
+        for rl in req.get("resourceLogs", []):
+            for sl in rl.get("scopeLogs", []):
+                records.extend(sl.get("logRecords", []))
+    return records
+
+
+def attr(obj: dict[str, Any], key: str) -> Any:
+    """The plain value of an OTLP JSON attribute (None when absent)."""
+    for kv in obj.get("attributes", []):
+        if kv["key"] == key:
+            value = kv.get("value", {})
+            for kind in ("stringValue", "boolValue", "doubleValue"):
+                if kind in value:
+                    return value[kind]
+            if "intValue" in value:
+                return int(value["intValue"])
+            if "arrayValue" in value:
+                return [next(iter(v.values())) for v in value["arrayValue"].get("values", [])]
+            return value
+    return None
+
+
+# --- Prometheus ---------------------------------------------------------------------------------
+
+
+def prom_query(base: str, query: str) -> list[dict[str, Any]]:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    body = http_get_json(url)
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
+
+
+def prom_exemplars(base: str, query: str, window_s: int = 900) -> list[dict[str, Any]]:
+    now = time.time()
+    url = f"{base}/api/v1/query_exemplars?" + urllib.parse.urlencode(
+        {"query": query, "start": now - window_s, "end": now + 60}
+    )
+    body = http_get_json(url)
+    assert body["status"] == "success", body
+    return [ex for series in body["data"] for ex in series.get("exemplars", [])]
+
+
+# --- a bare Collector process (our config + overlays) -------------------------------------------
+
+
+@dataclass
+class CollectorProcess:
+    """otel-collector/run.sh with the native overlay, every port free and private to this instance."""
+
+    run_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = ["otlp_grpc", "otlp_http", "internal", "prom", "health", "telemetry", "zpages", "pprof"]
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
+
+    def env(self) -> dict[str, str]:
+        p = self.ports
+        env = dict(os.environ)
+        env.update(
+            COLLECTOR_NATIVE="1",
+            RUN_DIR=str(self.run_dir),
+            OTELCOL_BIN=str(COLLECTOR_BIN),
+            OTLP_GRPC_ENDPOINT=f"127.0.0.1:{p['otlp_grpc']}",
+            OTLP_HTTP_ENDPOINT=f"127.0.0.1:{p['otlp_http']}",
+            INTERNAL_OTLP_ENDPOINT=f"127.0.0.1:{p['internal']}",
+            SIDECAR_ENDPOINT=f"127.0.0.1:{p['internal']}",  # loop-through unless extra_env says otherwise
+            PROM_EXPORTER_ENDPOINT=f"127.0.0.1:{p['prom']}",
+            HEALTH_CHECK_ENDPOINT=f"127.0.0.1:{p['health']}",
+            COLLECTOR_TELEMETRY_HOST="127.0.0.1",
+            COLLECTOR_TELEMETRY_PORT=str(p["telemetry"]),
+            ZPAGES_ENDPOINT=f"127.0.0.1:{p['zpages']}",
+            PPROF_ENDPOINT=f"127.0.0.1:{p['pprof']}",
+            COLLECTOR_STORAGE_DIR=str(self.run_dir / "queue"),
+        )
+        env.pop("OTLP_INGEST_TOKEN", None)
+        env.update(self.extra_env)
+        return env
+
+    @property
+    def traces_file(self) -> Path:
+        return self.run_dir / "export" / "traces.jsonl"
+
+    @property
+    def logs_file(self) -> Path:
+        return self.run_dir / "export" / "logs.jsonl"
+
+    def start(self, timeout: float = 60) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.run_dir / "collector.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([str(RUN_SH)], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"Collector exited with {self.proc.returncode}:\n{self.log_tail()}")
+            return http_status(f"http://127.0.0.1:{self.ports['health']}/") == 200
+
+        wait_for(ready, timeout, "the Collector's health_check")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.run_dir / "collector.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_collector(run_dir: Path, **extra_env: str) -> Iterator[CollectorProcess]:
+    col = CollectorProcess(run_dir, extra_env)
+    col.start()
+    try:
+        yield col
+    finally:
+        col.stop()
+
+
+# --- the native stack ---------------------------------------------------------------------------
+
+
+@dataclass
+class NativeStack:
+    run_dir: Path
+    env: dict[str, str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, command: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, str(STACK_PY), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"stack.py {command} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def up(self) -> None:
+        self.run("up")
+        self.info = json.loads((self.run_dir / "stack.json").read_text())
+
+    def down(self) -> None:
+        self.run("down", check=False)
+
+    @property
+    def prometheus(self) -> str:
+        return str(self.info["urls"]["prometheus"])
+
+    @property
+    def otlp_grpc(self) -> str:
+        return str(self.info["urls"]["otlp_grpc"])
+
+    @property
+    def traces_file(self) -> Path:
+        return Path(self.info["export_files"]["traces"])
+
+    @property
+    def logs_file(self) -> Path:
+        return Path(self.info["export_files"]["logs"])
+
+
+def load_stack_module() -> Any:
+    """compose/native/stack.py as a module (it is a script, not part of the distribution)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("native_stack", STACK_PY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("native_stack", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stack_env(run_dir: Path, **overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("OTLP_INGEST_TOKEN", None)
+    env["RUN_DIR"] = str(run_dir)
+    port_vars = [var for var, _ in load_stack_module().PORTS.values()]
+    for var, port in zip(port_vars, free_ports(len(port_vars)), strict=True):
+        env[var] = str(port)
+    env.update(overrides)
+    return env
