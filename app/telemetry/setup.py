@@ -133,7 +133,7 @@ def setup_telemetry(
             capture,
             latest,
         )
-    ensure_http_semconv(env)
+    ensure_http_semconv(os.environ)  # the HTTP instrumentations read the process environment
     resource = build_resource(env)
     injected = span_exporter is not None or metric_reader is not None or log_exporter is not None
     if injected:
