@@ -88,8 +88,9 @@ class ThreadedServer:
         self._sock = free_socket()
         self.port = self._sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -134,8 +135,11 @@ def make_gateway() -> Iterator[GatewayFactory]:
     """Start gateways from a config dict; all of them are stopped when the test ends."""
     started: list[Gateway] = []
 
-    def factory(raw: dict[str, Any] | None = None, env: Mapping[str, str] | None = None,
-                config_env: Mapping[str, str] | None = None) -> Gateway:
+    def factory(
+        raw: dict[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        config_env: Mapping[str, str] | None = None,
+    ) -> Gateway:
         config = parse_config(raw, dict(config_env or {}))
         captured = in_memory_telemetry(env)
         app = create_app(config, captured.telemetry, log_to_stderr=False)
@@ -166,7 +170,12 @@ class GatewayProcess:
         full_env = {**os.environ, "OTEL_SDK_DISABLED": "true", **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=REPO,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 20
         while True:
             if self.proc.poll() is not None:

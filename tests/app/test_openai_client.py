@@ -8,19 +8,24 @@ import pytest
 
 from tests.app.conftest import Gateway, GatewayFactory, user_message
 
-KEYED = {"tenants": [{"name": "team-a", "keys": ["sk-a"]}, {"name": "team-b", "keys": ["sk-b"]}],
-         "routes": [{"model": "gpt-4o-mini", "provider": "simulated"},
-                    {"model": "claude-3-5-haiku-latest", "provider": "simulated"}],
-         "aliases": {"fast": "gpt-4o-mini"}}
+KEYED = {
+    "tenants": [{"name": "team-a", "keys": ["sk-a"]}, {"name": "team-b", "keys": ["sk-b"]}],
+    "routes": [
+        {"model": "gpt-4o-mini", "provider": "simulated"},
+        {"model": "claude-3-5-haiku-latest", "provider": "simulated"},
+    ],
+    "aliases": {"fast": "gpt-4o-mini"},
+}
 
 
 def client(gw: Gateway, key: str = "none", **kw: object) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.openai_base_url, api_key=key, max_retries=0, timeout=10, **kw)  # type: ignore[arg-type]
+    return openai.OpenAI(base_url=gw.openai_base_url, api_key=key, max_retries=0, timeout=10, **kw)
 
 
 def test_sync_non_stream(gateway: Gateway) -> None:
-    resp = client(gateway).chat.completions.create(model="gpt-4o-mini", messages=user_message(),  # type: ignore[arg-type]
-                                                   max_tokens=20, temperature=0.2)
+    resp = client(gateway).chat.completions.create(
+        model="gpt-4o-mini", messages=user_message(), max_tokens=20, temperature=0.2
+    )
     assert resp.object == "chat.completion"
     assert resp.model == "gpt-4o-mini"
     assert resp.system_fingerprint == "fp_simulated"
@@ -32,20 +37,26 @@ def test_sync_non_stream(gateway: Gateway) -> None:
 
 def test_sync_stream_with_include_usage(gateway: Gateway) -> None:
     stream = client(gateway).chat.completions.create(
-        model="claude-3-5-haiku-latest", messages=user_message(), stream=True,  # type: ignore[arg-type]
-        stream_options={"include_usage": True})
+        model="claude-3-5-haiku-latest",
+        messages=user_message(),
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     usage_chunks = [c for c in chunks if c.usage is not None]
     assert text
     assert len(usage_chunks) == 1 and usage_chunks[0].choices == []
     assert usage_chunks[0].usage is not None and usage_chunks[0].usage.completion_tokens == len(text.split())
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
 
 
 def test_stream_without_include_usage_has_no_usage(gateway: Gateway) -> None:
-    chunks = list(client(gateway).chat.completions.create(model="gpt-4o", messages=user_message(),  # type: ignore[arg-type]
-                                                          stream=True))
+    chunks = list(
+        client(gateway).chat.completions.create(model="gpt-4o", messages=user_message(), stream=True)
+    )
     assert chunks and all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks)
 
@@ -53,9 +64,10 @@ def test_stream_without_include_usage_has_no_usage(gateway: Gateway) -> None:
 async def test_async_non_stream_and_stream(gateway: Gateway) -> None:
     aclient = openai.AsyncOpenAI(base_url=gateway.openai_base_url, api_key="x", max_retries=0, timeout=10)
     try:
-        resp = await aclient.chat.completions.create(model="gpt-4o-mini", messages=user_message("one"))  # type: ignore[arg-type]
-        stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=user_message("one"),  # type: ignore[arg-type]
-                                                       stream=True)
+        resp = await aclient.chat.completions.create(model="gpt-4o-mini", messages=user_message("one"))
+        stream = await aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=user_message("one"), stream=True
+        )
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     finally:
         await aclient.close()
@@ -71,39 +83,47 @@ def test_models_list(gateway: Gateway) -> None:
 def test_auth_keys_and_401(make_gateway: GatewayFactory) -> None:
     gw = make_gateway(KEYED)
     with pytest.raises(openai.AuthenticationError) as info:
-        client(gw, key="wrong").chat.completions.create(model="gpt-4o-mini", messages=user_message())  # type: ignore[arg-type]
+        client(gw, key="wrong").chat.completions.create(model="gpt-4o-mini", messages=user_message())
     assert info.value.status_code == 401
     assert info.value.code == "invalid_api_key"
-    raw = httpx.post(gw.base_url + "/v1/chat/completions", json={"model": "gpt-4o-mini",
-                                                                   "messages": user_message()})
+    raw = httpx.post(
+        gw.base_url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": user_message()}
+    )
     assert raw.status_code == 401 and raw.json()["error"]["type"] == "invalid_request_error"
-    ok = client(gw, key="sk-b").chat.completions.create(model="fast", messages=user_message())  # type: ignore[arg-type]
+    ok = client(gw, key="sk-b").chat.completions.create(model="fast", messages=user_message())
     assert ok.model == "gpt-4o-mini"  # the alias resolved
 
 
 def test_unknown_model_is_404(make_gateway: GatewayFactory) -> None:
     gw = make_gateway(KEYED)
     with pytest.raises(openai.NotFoundError) as info:
-        client(gw, key="sk-a").chat.completions.create(model="gpt-9", messages=user_message())  # type: ignore[arg-type]
+        client(gw, key="sk-a").chat.completions.create(model="gpt-9", messages=user_message())
     assert info.value.code == "model_not_found"
-    assert {m.id for m in client(gw, key="sk-a").models.list()} == {"gpt-4o-mini", "claude-3-5-haiku-latest",
-                                                                     "fast"}
+    assert {m.id for m in client(gw, key="sk-a").models.list()} == {
+        "gpt-4o-mini",
+        "claude-3-5-haiku-latest",
+        "fast",
+    }
 
 
 def test_bad_requests_are_400_naming_the_field(gateway: Gateway) -> None:
     c = client(gateway)
     with pytest.raises(openai.BadRequestError) as info:
-        c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "robot", "content": "x"}])  # type: ignore[list-item]
+        c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "robot", "content": "x"}])
     assert info.value.param == "messages.0.role"
     with pytest.raises(openai.BadRequestError) as info:
-        c.chat.completions.create(model="gpt-4o-mini", messages=user_message(), temperature=7)  # type: ignore[arg-type]
+        c.chat.completions.create(model="gpt-4o-mini", messages=user_message(), temperature=7)
     assert info.value.param == "temperature"
     with pytest.raises(openai.BadRequestError) as info:
-        c.chat.completions.create(model="gpt-4o-mini", messages=user_message(),  # type: ignore[arg-type]
-                                  stream_options={"include_usage": True})
+        c.chat.completions.create(
+            model="gpt-4o-mini", messages=user_message(), stream_options={"include_usage": True}
+        )
     assert info.value.param == "stream_options"
-    raw = httpx.post(gateway.base_url + "/v1/chat/completions", content=b"{not json",
-                     headers={"content-type": "application/json"})
+    raw = httpx.post(
+        gateway.base_url + "/v1/chat/completions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert raw.status_code == 400 and "JSON" in raw.json()["error"]["message"]
     raw = httpx.post(gateway.base_url + "/v1/chat/completions", json={"messages": user_message()})
     assert raw.status_code == 400 and raw.json()["error"]["param"] == "model"
@@ -112,36 +132,38 @@ def test_bad_requests_are_400_naming_the_field(gateway: Gateway) -> None:
 def test_rate_limit_is_429_with_retry_after(gateway: Gateway) -> None:
     c = client(gateway, default_headers={"X-Simulated-Fault": "429"})
     with pytest.raises(openai.RateLimitError) as info:
-        c.chat.completions.create(model="gpt-4o-mini", messages=user_message())  # type: ignore[arg-type]
+        c.chat.completions.create(model="gpt-4o-mini", messages=user_message())
     assert info.value.response.headers["retry-after-ms"] == "1000"
     assert info.value.response.headers["retry-after"] == "1"
     with pytest.raises(openai.InternalServerError):
         client(gateway, default_headers={"X-Simulated-Fault": "500"}).chat.completions.create(
-            model="gpt-4o-mini", messages=user_message())  # type: ignore[arg-type]
+            model="gpt-4o-mini", messages=user_message()
+        )
     # Faults before the first chunk of a stream are plain HTTP errors too.
     with pytest.raises(openai.RateLimitError):
-        c.chat.completions.create(model="gpt-4o-mini", messages=user_message(), stream=True)  # type: ignore[arg-type]
+        c.chat.completions.create(model="gpt-4o-mini", messages=user_message(), stream=True)
 
 
 def test_timeout_is_504(make_gateway: GatewayFactory) -> None:
     gw = make_gateway({"providers": {"sim": {"type": "simulated", "timeout_after_s": 0.05}}})
     with pytest.raises(openai.APIStatusError) as info:
         client(gw, default_headers={"X-Simulated-Fault": "timeout"}).chat.completions.create(
-            model="gpt-4o-mini", messages=user_message())  # type: ignore[arg-type]
+            model="gpt-4o-mini", messages=user_message()
+        )
     assert info.value.status_code == 504 and info.value.code == "timeout"
 
 
 def test_mid_stream_disconnect_breaks_the_client_stream(gateway: Gateway) -> None:
     c = client(gateway, default_headers={"X-Simulated-Fault": "disconnect"})
-    stream = c.chat.completions.create(model="gpt-4o-mini", messages=user_message(), stream=True)  # type: ignore[arg-type]
+    stream = c.chat.completions.create(model="gpt-4o-mini", messages=user_message(), stream=True)
     received = []
-    with pytest.raises((openai.APIConnectionError, httpx.HTTPError)):  # type: ignore[arg-type]
+    with pytest.raises((openai.APIConnectionError, httpx.HTTPError)):
         for chunk in stream:
             received.append(chunk)
     assert received, "the stream started before it broke"
     # A non-streaming call with the same fault maps to 502.
     with pytest.raises(openai.APIStatusError) as info:
-        c.chat.completions.create(model="gpt-4o-mini", messages=user_message())  # type: ignore[arg-type]
+        c.chat.completions.create(model="gpt-4o-mini", messages=user_message())
     assert info.value.status_code == 502
 
 
@@ -154,13 +176,22 @@ def test_health_and_readiness(gateway: Gateway) -> None:
 
 def test_feedback_roundtrip(make_gateway: GatewayFactory) -> None:
     gw = make_gateway(KEYED)
-    resp = client(gw, key="sk-a").chat.completions.create(model="gpt-4o-mini", messages=user_message())  # type: ignore[arg-type]
-    ok = httpx.post(gw.base_url + "/v1/feedback", json={"response_id": resp.id, "score": 1},
-                    headers={"authorization": "Bearer sk-a"})
+    resp = client(gw, key="sk-a").chat.completions.create(model="gpt-4o-mini", messages=user_message())
+    ok = httpx.post(
+        gw.base_url + "/v1/feedback",
+        json={"response_id": resp.id, "score": 1},
+        headers={"authorization": "Bearer sk-a"},
+    )
     assert ok.status_code == 200 and ok.json()["recorded"] is True
-    other_tenant = httpx.post(gw.base_url + "/v1/feedback", json={"response_id": resp.id, "score": 1},
-                              headers={"authorization": "Bearer sk-b"})
+    other_tenant = httpx.post(
+        gw.base_url + "/v1/feedback",
+        json={"response_id": resp.id, "score": 1},
+        headers={"authorization": "Bearer sk-b"},
+    )
     assert other_tenant.status_code == 404
-    bad = httpx.post(gw.base_url + "/v1/feedback", json={"response_id": resp.id, "score": 3},
-                     headers={"authorization": "Bearer sk-a"})
+    bad = httpx.post(
+        gw.base_url + "/v1/feedback",
+        json={"response_id": resp.id, "score": 3},
+        headers={"authorization": "Bearer sk-a"},
+    )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "score"

@@ -13,12 +13,17 @@ from app.providers.simulated import SimulatedProvider, count_prompt_tokens, prov
 
 
 def provider(**settings: Any) -> SimulatedProvider:
-    return SimulatedProvider(ProviderConfig(id="sim", type="simulated", simulated=SimulatedSettings(**settings)))
+    return SimulatedProvider(
+        ProviderConfig(id="sim", type="simulated", simulated=SimulatedSettings(**settings))
+    )
 
 
 def call(text: str = "hello", model: str = "gpt-4o-mini", stream: bool = False, **body: Any) -> ChatCall:
-    return ChatCall(body={"model": model, "messages": [{"role": "user", "content": text}], **body},
-                    upstream_model=model, stream=stream)
+    return ChatCall(
+        body={"model": model, "messages": [{"role": "user", "content": text}], **body},
+        upstream_model=model,
+        stream=stream,
+    )
 
 
 async def collect(p: SimulatedProvider, c: ChatCall) -> list[dict[str, Any]]:
@@ -71,8 +76,13 @@ async def test_cache_hits_report_cached_input_tokens() -> None:
 
 
 def test_fault_sequence_is_seeded_and_follows_the_rates() -> None:
-    settings = {"seed": 11, "error_rate_429": 0.2, "error_rate_500": 0.1, "error_rate_timeout": 0.05,
-                "error_rate_disconnect": 0.05}
+    settings = {
+        "seed": 11,
+        "error_rate_429": 0.2,
+        "error_rate_500": 0.1,
+        "error_rate_timeout": 0.05,
+        "error_rate_disconnect": 0.05,
+    }
     a = [provider(**settings).next_fault(None) for _ in range(1)]
     p1, p2 = provider(**settings), provider(**settings)
     seq1 = [p1.next_fault(None) for _ in range(4000)]
@@ -97,11 +107,14 @@ async def test_injected_faults_raise_the_right_errors() -> None:
     with pytest.raises(UpstreamTimeout):
         await p.complete(ChatCall(body={"messages": []}, upstream_model="m", stream=False, fault="timeout"))
     with pytest.raises(StreamBroken):
-        await p.complete(ChatCall(body={"messages": []}, upstream_model="m", stream=False, fault="disconnect"))
+        await p.complete(
+            ChatCall(body={"messages": []}, upstream_model="m", stream=False, fault="disconnect")
+        )
     got: list[dict[str, Any]] = []
     with pytest.raises(SimulatedDisconnect):
-        async for chunk in p.stream(ChatCall(body={"messages": []}, upstream_model="m", stream=True,
-                                             fault="disconnect")):
+        async for chunk in p.stream(
+            ChatCall(body={"messages": []}, upstream_model="m", stream=True, fault="disconnect")
+        ):
             got.append(chunk)
     assert got, "a mid-stream disconnect happens after the stream started"
 
@@ -122,9 +135,16 @@ async def test_latency_settings_are_applied() -> None:
     assert len([c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]) == 11
 
 
-@pytest.mark.parametrize(("model", "name"), [("gpt-4o-mini", "openai"), ("o3-mini", "openai"),
-                                             ("claude-3-5-haiku-latest", "anthropic"),
-                                             ("gemini-2.0-flash", "gcp.gemini"), ("llama3", "simulated")])
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        ("gpt-4o-mini", "openai"),
+        ("o3-mini", "openai"),
+        ("claude-3-5-haiku-latest", "anthropic"),
+        ("gemini-2.0-flash", "gcp.gemini"),
+        ("llama3", "simulated"),
+    ],
+)
 def test_provider_name_follows_the_model_family(model: str, name: str) -> None:
     assert provider_name_for_model(model) == name
     explicit = SimulatedProvider(ProviderConfig(id="s", type="simulated", provider_name="openai"))

@@ -31,7 +31,8 @@ def wait_for(predicate: Any, timeout: float = 5.0) -> None:
 
 def test_genai_span_follows_semconv(gateway: Gateway) -> None:
     resp = client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=user_message(), max_tokens=30, temperature=0.5, top_p=0.9, seed=4)
+        model="gpt-4o-mini", messages=user_message(), max_tokens=30, temperature=0.5, top_p=0.9, seed=4
+    )
     (span,) = gateway.captured.genai_spans()
     a = dict(span.attributes)
     assert span.name == "chat gpt-4o-mini"
@@ -66,7 +67,8 @@ def test_genai_span_follows_semconv(gateway: Gateway) -> None:
 def test_failed_call_sets_error_type_and_status(gateway: Gateway) -> None:
     with pytest.raises(openai.RateLimitError):
         client(gateway, default_headers={"X-Simulated-Fault": "429"}).chat.completions.create(
-            model="claude-3-5-haiku-latest", messages=user_message())
+            model="claude-3-5-haiku-latest", messages=user_message()
+        )
     (span,) = gateway.captured.genai_spans()
     assert span.attributes["error.type"] == "429"
     assert span.attributes["gen_ai.provider.name"] == "anthropic"
@@ -80,23 +82,40 @@ def test_failed_call_sets_error_type_and_status(gateway: Gateway) -> None:
 
 def test_message_content_capture_in_semconv_json(make_gateway: GatewayFactory) -> None:
     gw = make_gateway(env=CAPTURE)
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "My email is a@b.example"},
-                {"role": "assistant", "content": None, "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": 1}"}}]},
-                {"role": "tool", "tool_call_id": "call_1", "content": "42"}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "My email is a@b.example"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": 1}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ]
     resp = client(gw).chat.completions.create(model="gpt-4o-mini", messages=messages)
     (span,) = gw.captured.genai_spans()
     inputs = json.loads(span.attributes["gen_ai.input.messages"])
     assert inputs == [
         {"role": "user", "parts": [{"type": "text", "content": "My email is a@b.example"}]},
-        {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "lookup",
-                                         "arguments": {"q": 1}}]},
+        {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", "id": "call_1", "name": "lookup", "arguments": {"q": 1}}],
+        },
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "42"}]},
     ]
-    assert json.loads(span.attributes["gen_ai.system_instructions"]) == [{"type": "text", "content": "Be brief."}]
+    assert json.loads(span.attributes["gen_ai.system_instructions"]) == [
+        {"type": "text", "content": "Be brief."}
+    ]
     outputs = json.loads(span.attributes["gen_ai.output.messages"])
-    assert outputs == [{"role": "assistant", "parts": [{"type": "text", "content": resp.choices[0].message.content}],
-                        "finish_reason": resp.choices[0].finish_reason}]
+    assert outputs == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": resp.choices[0].message.content}],
+            "finish_reason": resp.choices[0].finish_reason,
+        }
+    ]
 
 
 def test_streamed_output_is_assembled_and_stream_metrics_recorded(make_gateway: GatewayFactory) -> None:
@@ -149,17 +168,24 @@ def test_metrics_have_semconv_buckets_and_trace_exemplars(gateway: Gateway) -> N
 
 
 def test_latest_experimental_adds_inference_metrics(make_gateway: GatewayFactory) -> None:
-    gw = make_gateway({"providers": {"s": {"type": "simulated", "cache_hit_rate": 1.0}}},
-                      env={"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental"})
+    gw = make_gateway(
+        {"providers": {"s": {"type": "simulated", "cache_hit_rate": 1.0}}},
+        env={"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental"},
+    )
     c = client(gw)
     c.chat.completions.create(model="gpt-4o-mini", messages=user_message("a" * 200))
     list(c.chat.completions.create(model="gpt-4o-mini", messages=user_message(), stream=True))
     names = set(gw.captured.metric_points())
-    for name in ("gen_ai.client.inference.duration", "gen_ai.client.inference.time_to_first_chunk",
-                 "gen_ai.client.inference.time_per_output_chunk", "gen_ai.client.inference.usage.input_tokens",
-                 "gen_ai.client.inference.usage.output_tokens",
-                 "gen_ai.client.inference.usage.cache_read.input_tokens",
-                 "gen_ai.client.token.usage", "gen_ai.client.operation.duration"):
+    for name in (
+        "gen_ai.client.inference.duration",
+        "gen_ai.client.inference.time_to_first_chunk",
+        "gen_ai.client.inference.time_per_output_chunk",
+        "gen_ai.client.inference.usage.input_tokens",
+        "gen_ai.client.inference.usage.output_tokens",
+        "gen_ai.client.inference.usage.cache_read.input_tokens",
+        "gen_ai.client.token.usage",
+        "gen_ai.client.operation.duration",
+    ):
         assert name in names, name
     (cached,) = gw.captured.metric_points()["gen_ai.client.inference.usage.cache_read.input_tokens"]
     assert cached.sum > 0
@@ -167,11 +193,15 @@ def test_latest_experimental_adds_inference_metrics(make_gateway: GatewayFactory
 
 def test_one_log_record_per_request_with_trace_ids(make_gateway: GatewayFactory) -> None:
     gw = make_gateway({"tenants": [{"name": "team-a", "keys": ["sk-a"]}]}, env=CAPTURE)
-    client(gw, key="sk-a").chat.completions.create(model="gpt-4o-mini", messages=user_message("hello logs"),
-                                                   user="alice@example.com")
+    client(gw, key="sk-a").chat.completions.create(
+        model="gpt-4o-mini", messages=user_message("hello logs"), user="alice@example.com"
+    )
     (span,) = gw.captured.genai_spans()
-    records = [r for r in gw.captured.logs.get_finished_logs()
-               if (r.log_record.attributes or {}).get("llm_gateway.request.id")]
+    records = [
+        r
+        for r in gw.captured.logs.get_finished_logs()
+        if (r.log_record.attributes or {}).get("llm_gateway.request.id")
+    ]
     assert len(records) == 1
     rec = records[0].log_record
     assert rec.trace_id == span.context.trace_id and rec.span_id == span.context.span_id
@@ -210,11 +240,26 @@ def test_resource_has_service_identity(make_gateway: GatewayFactory, monkeypatch
 
 
 def test_client_disconnect_mid_stream_ends_span_with_error(make_gateway: GatewayFactory) -> None:
-    gw = make_gateway({"providers": {"s": {"type": "simulated", "tokens_per_second": 20, "min_output_tokens": 60,
-                                           "max_output_tokens": 60}}})
-    with httpx.Client(base_url=gw.base_url, timeout=10) as http, http.stream(
-            "POST", "/v1/chat/completions",
-            json={"model": "gpt-4o-mini", "messages": user_message(), "stream": True}) as resp:
+    gw = make_gateway(
+        {
+            "providers": {
+                "s": {
+                    "type": "simulated",
+                    "tokens_per_second": 20,
+                    "min_output_tokens": 60,
+                    "max_output_tokens": 60,
+                }
+            }
+        }
+    )
+    with (
+        httpx.Client(base_url=gw.base_url, timeout=10) as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": user_message(), "stream": True},
+        ) as resp,
+    ):
         assert resp.status_code == 200
         lines = resp.iter_lines()
         assert next(lines).startswith("data:")
@@ -228,8 +273,12 @@ def test_client_disconnect_mid_stream_ends_span_with_error(make_gateway: Gateway
 
 def test_feedback_metric_and_linked_span(gateway: Gateway) -> None:
     resp = client(gateway).chat.completions.create(model="claude-3-5-haiku-latest", messages=user_message())
-    assert httpx.post(gateway.base_url + "/v1/feedback", json={"response_id": resp.id, "score": 0.25}
-                      ).status_code == 200
+    assert (
+        httpx.post(
+            gateway.base_url + "/v1/feedback", json={"response_id": resp.id, "score": 0.25}
+        ).status_code
+        == 200
+    )
     (point,) = gateway.captured.metric_points()["llm_gateway.feedback.score"]
     assert point.sum == 0.25 and point.count == 1
     assert point.attributes["gen_ai.response.model"] == "claude-3-5-haiku-latest"
@@ -243,10 +292,15 @@ def test_feedback_metric_and_linked_span(gateway: Gateway) -> None:
 def test_auth_and_validation_errors_are_counted(make_gateway: GatewayFactory) -> None:
     gw = make_gateway({"tenants": [{"name": "t", "keys": ["k"]}]})
     httpx.post(gw.base_url + "/v1/chat/completions", json={"model": "m", "messages": user_message()})
-    httpx.post(gw.base_url + "/v1/chat/completions", json={"model": "m", "messages": []},
-               headers={"authorization": "Bearer k"})
-    errors = {(p.attributes["error.type"], p.attributes["http.response.status_code"]): p.value
-              for p in gw.captured.metric_points()["llm_gateway.errors"]}
+    httpx.post(
+        gw.base_url + "/v1/chat/completions",
+        json={"model": "m", "messages": []},
+        headers={"authorization": "Bearer k"},
+    )
+    errors = {
+        (p.attributes["error.type"], p.attributes["http.response.status_code"]): p.value
+        for p in gw.captured.metric_points()["llm_gateway.errors"]
+    }
     assert errors == {("invalid_api_key", 401): 1, ("invalid_request", 400): 1}
     assert gw.captured.genai_spans() == []
 
