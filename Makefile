@@ -16,7 +16,7 @@ RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down demo test test-unit test-e2e lint bench clean
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -55,3 +55,56 @@ collector:
 	mv build/otelcol-llm-src/otelcol-llm $(COLLECTOR); \
 	echo "$$want" > $(STAMP); \
 	echo "==> built $(COLLECTOR) in $$(( $$(date +%s) - start ))s"
+
+# --- Prometheus, promtool, Alertmanager (Debian packages) ----------------------------------------
+tools:
+	@missing=""; command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	if [ -z "$$missing" ]; then echo "==> prometheus, promtool and alertmanager are installed"; exit 0; fi; \
+	command -v apt-get >/dev/null || { echo "error: need$$missing; install Prometheus and Alertmanager, or use Docker (compose/)" >&2; exit 1; }; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	echo "==> installing$$missing (apt-get)"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+# --- the native stack ----------------------------------------------------------------------------
+up: venv collector tools
+	@RUN_DIR=$(RUN_DIR) $(VPY) compose/native/stack.py up
+
+down:
+	@if [ -x $(VPY) ]; then RUN_DIR=$(RUN_DIR) $(VPY) compose/native/stack.py down; \
+	else echo "==> no .venv, so no stack was started from here"; fi
+
+status:
+	@RUN_DIR=$(RUN_DIR) $(VPY) compose/native/stack.py status
+
+demo: venv collector tools
+	@RUN_DIR=$(RUN_DIR) $(VPY) compose/native/demo.py
+
+# --- quality -------------------------------------------------------------------------------------
+lint: venv
+	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
+	@echo "==> mypy"; $(VENV)/bin/mypy app processors
+	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
+	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
+	  promtool test rules compose/prometheus/tests/*.yml
+
+test-unit: venv
+	@$(VPY) -m pytest -m "not e2e and not load" -q
+
+test-e2e: venv collector tools
+	@$(VPY) -m pytest -m "e2e or load" -q
+
+# Everything CI runs: lint, fast tests, then the end-to-end and load group.
+test: venv collector tools lint
+	@echo "==> unit tests"; $(VPY) -m pytest -m "not e2e and not load" -q -p no:cacheprovider
+	@echo "==> end-to-end and load tests (real Collector, Prometheus, sidecar, gateway)"; \
+	  $(VPY) -m pytest -m "e2e or load" -q -p no:cacheprovider
+
+bench: venv collector tools
+	@mkdir -p bench/results
+	@for b in bench/bench_*.py; do echo "==> $$b"; $(VPY) $$b || exit 1; done
+	@echo "==> tables in bench/results/"
+
+clean: down
+	rm -rf build run .pytest_cache .mypy_cache .ruff_cache

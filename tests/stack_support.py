@@ -65,52 +65,12 @@ def http_status(url: str, timeout: float = 2) -> int:
         return 0
 
 
-# --- the Collector's file exporter output (OTLP JSON, one ExportRequest per line) -------------------
+# --- the Collector's file exporter output: compose/native/exports.py reads it for the demo too ------
 
+sys.path.insert(0, str(REPO / "compose" / "native"))
+from exports import attr, exported_log_records, exported_spans, read_jsonl  # noqa: E402
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            out.append(json.loads(line))
-    return out
-
-
-def exported_spans(path: Path) -> list[dict[str, Any]]:
-    spans = []
-    for req in read_jsonl(path):
-        for rs in req.get("resourceSpans", []):
-            for ss in rs.get("scopeSpans", []):
-                spans.extend(ss.get("spans", []))
-    return spans
-
-
-def exported_log_records(path: Path) -> list[dict[str, Any]]:
-    records = []
-    for req in read_jsonl(path):
-        for rl in req.get("resourceLogs", []):
-            for sl in rl.get("scopeLogs", []):
-                records.extend(sl.get("logRecords", []))
-    return records
-
-
-def attr(obj: dict[str, Any], key: str) -> Any:
-    """The plain value of an OTLP JSON attribute (None when absent)."""
-    for kv in obj.get("attributes", []):
-        if kv["key"] == key:
-            value = kv.get("value", {})
-            for kind in ("stringValue", "boolValue", "doubleValue"):
-                if kind in value:
-                    return value[kind]
-            if "intValue" in value:
-                return int(value["intValue"])
-            if "arrayValue" in value:
-                return [next(iter(v.values())) for v in value["arrayValue"].get("values", [])]
-            return value
-    return None
+__all__ = ["attr", "exported_log_records", "exported_spans", "read_jsonl"]
 
 
 # --- Prometheus ---------------------------------------------------------------------------------

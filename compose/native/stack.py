@@ -85,7 +85,9 @@ class Settings:
         return {
             "run_dir": str(self.run_dir),
             "services": self.services,
-            "sidecar": "enabled" if self.sidecar_enabled else "bypassed (Collector loops traces/logs to itself)",
+            "sidecar": "enabled"
+            if self.sidecar_enabled
+            else "bypassed (Collector loops traces/logs to itself)",
             "ingest_auth": bool(self.ingest_token),
             "ports": self.ports,
             "urls": {
@@ -140,7 +142,9 @@ def child_env(settings: Settings) -> dict[str, str]:
         RUN_DIR=str(settings.run_dir),
         STACK_PYTHON=sys.executable,
         OTELCOL_BIN=str(collector_bin),
-        PROMETHEUS_BIN=_which("PROMETHEUS_BIN", "prometheus", hint="run `make tools` (Debian package prometheus)"),
+        PROMETHEUS_BIN=_which(
+            "PROMETHEUS_BIN", "prometheus", hint="run `make tools` (Debian package prometheus)"
+        ),
         ALERTMANAGER_BIN=_which(
             "ALERTMANAGER_BIN",
             "prometheus-alertmanager",
@@ -172,6 +176,9 @@ def child_env(settings: Settings) -> dict[str, str]:
         ),
         OTEL_RESOURCE_ATTRIBUTES=env.get("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=native"),
     )
+    demo_config = REPO / "app" / "demo-config.yaml"
+    if "GATEWAY_CONFIG" not in env and demo_config.exists():
+        env["GATEWAY_CONFIG"] = str(demo_config)
     for name, (var, _) in PORTS.items():
         env[var] = str(p[name])
     if settings.ingest_token:
@@ -269,8 +276,18 @@ def _log_tail(settings: Settings, service: str, lines: int = 25) -> str:
 
 
 def _check_ports_free(settings: Settings) -> None:
-    wanted = {"alertmanager", "prometheus", "otlp_grpc", "otlp_http", "internal_otlp", "prom_exporter",
-              "health_check", "collector_telemetry", "zpages", "pprof"}
+    wanted = {
+        "alertmanager",
+        "prometheus",
+        "otlp_grpc",
+        "otlp_http",
+        "internal_otlp",
+        "prom_exporter",
+        "health_check",
+        "collector_telemetry",
+        "zpages",
+        "pprof",
+    }
     if settings.sidecar_enabled:
         wanted.add("sidecar")
     if "app" in settings.services:
@@ -313,8 +330,13 @@ def up(settings: Settings, timeout: float) -> None:
         started = time.monotonic()
         rpc.supervisor.startProcess(service, False)
         ready, where = checks[service]
-        _wait(lambda s=service, r=ready: _running(rpc, s) and r(), timeout, f"{service} did not become ready",
-              settings, service)
+        _wait(
+            lambda s=service, r=ready: _running(rpc, s) and r(),
+            timeout,
+            f"{service} did not become ready",
+            settings,
+            service,
+        )
         print(f"    {service:<12} ready in {time.monotonic() - started:4.1f}s  {where}", flush=True)
     print(f"==> stack is up; addresses in {settings.run_dir / 'stack.json'}", flush=True)
 
@@ -408,9 +430,13 @@ def status(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status", "env"])
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds each service may take to be ready")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds each service may take to be ready"
+    )
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(dict(os.environ))

@@ -14,8 +14,9 @@ from tests.stack_support import REPO, RUN_SH
 def _validate(env_extra: dict[str, str], *extra_args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "OTLP_INGEST_TOKEN"}
     env.update(env_extra)
-    return subprocess.run([str(RUN_SH), "validate", *extra_args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [str(RUN_SH), "validate", *extra_args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize(
@@ -23,8 +24,10 @@ def _validate(env_extra: dict[str, str], *extra_args: str) -> subprocess.Complet
     [
         pytest.param({}, id="production"),
         pytest.param({"COLLECTOR_NATIVE": "1", "RUN_DIR": "/tmp/llm-otel-validate"}, id="native-overlay"),
-        pytest.param({"COLLECTOR_NATIVE": "1", "RUN_DIR": "/tmp/llm-otel-validate", "OTLP_INGEST_TOKEN": "t0k"},
-                     id="native+ingest-auth"),
+        pytest.param(
+            {"COLLECTOR_NATIVE": "1", "RUN_DIR": "/tmp/llm-otel-validate", "OTLP_INGEST_TOKEN": "t0k"},
+            id="native+ingest-auth",
+        ),
         pytest.param({"OTLP_INGEST_TOKEN": "t0k"}, id="production+ingest-auth"),
     ],
 )
@@ -50,8 +53,10 @@ def test_native_overlay_only_swaps_tempo_and_loki_for_files() -> None:
     assert set(native["exporters"]) == {"file/traces", "file/logs"}
     assert set(native["service"]) == {"pipelines"}
     out = native["service"]["pipelines"]
-    assert out == {"traces/out": {"exporters": ["file/traces", "spanmetrics"]},
-                   "logs/out": {"exporters": ["file/logs"]}}
+    assert out == {
+        "traces/out": {"exporters": ["file/traces", "spanmetrics"]},
+        "logs/out": {"exporters": ["file/logs"]},
+    }
     assert base["service"]["pipelines"]["traces/out"]["exporters"] == ["otlp_grpc/tempo", "spanmetrics"]
     assert base["service"]["pipelines"]["logs/out"]["exporters"] == ["otlp_http/loki"]
 
@@ -67,3 +72,18 @@ def test_every_exporter_leaving_the_process_has_retry_and_a_persistent_queue() -
         assert cfg["retry_on_failure"]["enabled"] is True, name
         assert cfg["sending_queue"]["enabled"] is True, name
         assert cfg["sending_queue"]["storage"] == "file_storage", name
+
+
+def test_prometheus_config_and_alert_rules_pass_promtool() -> None:
+    import shutil
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: run `make tools`")
+    prom = REPO / "compose" / "prometheus"
+    for args in (
+        ["check", "config", str(prom / "prometheus.yml")],
+        ["test", "rules", *map(str, sorted((prom / "tests").glob("*.yml")))],
+    ):
+        result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -36,14 +36,19 @@ def test_traces_arrive_in_the_export_file(native_stack: NativeStack, synthetic_t
     def seen() -> set[str]:
         return wanted & {s["spanId"] for s in exported_spans(native_stack.traces_file)}
 
-    got = wait_for(lambda: seen() if seen() == wanted else None, 30, f"{len(wanted)} span ids in traces.jsonl")
+    got = wait_for(
+        lambda: seen() if seen() == wanted else None, 30, f"{len(wanted)} span ids in traces.jsonl"
+    )
     assert got == wanted
 
 
 def test_logs_arrive_with_their_trace_ids(native_stack: NativeStack, synthetic_traffic: SyntheticApp) -> None:
     def mine() -> list[dict[str, object]]:
-        recs = [r for r in exported_log_records(native_stack.logs_file)
-                if r.get("body", {}).get("stringValue") in synthetic_traffic.log_bodies]
+        recs = [
+            r
+            for r in exported_log_records(native_stack.logs_file)
+            if r.get("body", {}).get("stringValue") in synthetic_traffic.log_bodies
+        ]
         return recs if len(recs) == len(synthetic_traffic.log_bodies) else []
 
     records = wait_for(mine, 30, "every synthetic log record in logs.jsonl")
@@ -51,7 +56,9 @@ def test_logs_arrive_with_their_trace_ids(native_stack: NativeStack, synthetic_t
     assert all(r.get("spanId") for r in records)
 
 
-def test_prometheus_scrapes_the_apps_metrics(native_stack: NativeStack, synthetic_traffic: SyntheticApp) -> None:
+def test_prometheus_scrapes_the_apps_metrics(
+    native_stack: NativeStack, synthetic_traffic: SyntheticApp
+) -> None:
     result = wait_for(
         lambda: prom_query(native_stack.prometheus, 'sum(e2e_requests_total{job="e2e-synthetic"})'),
         60,
@@ -80,7 +87,9 @@ def _exemplars_while_sending(stack: NativeStack, app: SyntheticApp, query: str) 
     return wait_for(poll, 60, f"exemplars for {query}", interval=1.0)
 
 
-def test_histogram_exemplar_links_to_an_exported_trace(native_stack: NativeStack, trickle: SyntheticApp) -> None:
+def test_histogram_exemplar_links_to_an_exported_trace(
+    native_stack: NativeStack, trickle: SyntheticApp
+) -> None:
     query = f'e2e_request_duration_seconds_bucket{{job="{trickle.service_name}"}}'
     exemplars = _exemplars_while_sending(native_stack, trickle, query)
     trace_ids = {str(ex["labels"]["trace_id"]) for ex in exemplars}  # type: ignore[index]
@@ -92,7 +101,9 @@ def test_histogram_exemplar_links_to_an_exported_trace(native_stack: NativeStack
     assert wait_for(linked, 30, "an exemplar's trace in traces.jsonl")
 
 
-def test_spanmetrics_carry_exemplars_of_exported_traces(native_stack: NativeStack, trickle: SyntheticApp) -> None:
+def test_spanmetrics_carry_exemplars_of_exported_traces(
+    native_stack: NativeStack, trickle: SyntheticApp
+) -> None:
     query = f'traces_span_metrics_duration_seconds_bucket{{service_name="{trickle.service_name}"}}'
     exemplars = _exemplars_while_sending(native_stack, trickle, query)
     trace_ids = {str(ex["labels"]["trace_id"]) for ex in exemplars}  # type: ignore[index]
