@@ -207,6 +207,14 @@ class NativeStack:
     def down(self) -> None:
         self.run("down", check=False)
 
+    def gateway_keys(self) -> list[str]:
+        """API keys of the gateway config the stack runs (the open gateway accepts any key)."""
+        import yaml
+
+        config = self.env.get("GATEWAY_CONFIG") or str(REPO / "app" / "demo-config.yaml")
+        tenants = (yaml.safe_load(Path(config).read_text()) or {}).get("tenants", [])
+        return [k for t in tenants for k in t["keys"]] or ["sk-open-gateway"]
+
     @property
     def prometheus(self) -> str:
         return str(self.info["urls"]["prometheus"])

@@ -10,6 +10,7 @@ import pytest
 from tests.e2e.otlp_client import SyntheticApp
 from tests.stack_support import (
     NativeStack,
+    attr,
     exported_log_records,
     exported_spans,
     prom_exemplars,
@@ -120,3 +121,33 @@ def test_spanmetrics_count_every_call(native_stack: NativeStack, synthetic_traff
         "30 calls in traces_span_metrics_calls_total",
     )
     assert result
+
+
+def test_gateway_call_is_priced_and_redacted_on_its_way_to_the_backends(native_stack: NativeStack) -> None:
+    """The whole product path: openai client → gateway → OTLP → Collector → sidecar → file export."""
+    import openai
+
+    if "app" not in native_stack.info["services"] or native_stack.info["sidecar"] != "enabled":
+        pytest.fail(f"this stack runs {native_stack.info['services']}; the gateway and sidecar are required")
+    keys = native_stack.gateway_keys()
+    client = openai.OpenAI(
+        base_url=native_stack.info["urls"]["gateway"] + "/v1", api_key=keys[0], max_retries=5
+    )
+    secret_email = f"jane.{uuid.uuid4().hex[:8]}@example.org"
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": f"Summarise the mail from {secret_email}"}]
+    )
+
+    def genai_span() -> dict[str, object] | None:
+        for span in exported_spans(native_stack.traces_file):
+            if attr(span, "gen_ai.response.id") == reply.id:
+                return span
+        return None
+
+    span = wait_for(genai_span, 30, f"the GenAI span of response {reply.id}")
+    assert secret_email not in native_stack.traces_file.read_text()
+    assert secret_email not in native_stack.logs_file.read_text()
+    assert "<EMAIL>" in str(attr(span, "gen_ai.input.messages"))
+    assert attr(span, "gen_ai.cost.status") == "priced"
+    assert float(attr(span, "gen_ai.usage.cost")) > 0
+    assert "email" in attr(span, "pii.redacted.types")
