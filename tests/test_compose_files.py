@@ -1,0 +1,68 @@
+"""docker compose (for Docker users) and the native stack describe the same topology."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE = REPO / "compose"
+
+
+def _compose() -> dict:  # type: ignore[type-arg]
+    return dict(yaml.safe_load((COMPOSE / "docker-compose.yaml").read_text()))
+
+
+def test_published_ports_are_the_design_defaults() -> None:
+    published = {
+        name: sorted(int(p.split(":")[0]) for p in svc.get("ports", []))
+        for name, svc in _compose()["services"].items()
+    }
+    assert published["otel-collector"] == [4317, 4318, 13133]
+    assert published["app"] == [8000]
+    assert published["prometheus"] == [9090]
+    assert published["alertmanager"] == [9093]
+    assert published["grafana"] == [3000]
+    assert published["tempo"] == [3200]
+    assert published["loki"] == [3100]
+    assert published["sidecar"] == []  # only the Collector talks to it
+
+
+def test_collector_image_ships_the_same_manifest_and_configs() -> None:
+    dockerfile = (COMPOSE / "collector.Dockerfile").read_text()
+    assert "otel-collector/builder-config.yaml" in dockerfile
+    for name in ("config.yaml", "config.native.yaml", "config.ingest-auth.yaml", "run.sh"):
+        assert f"otel-collector/{name}" in dockerfile
+        assert (REPO / "otel-collector" / name).exists()
+    makefile = (REPO / "Makefile").read_text()
+    ocb = next(line.split(":=")[1].strip() for line in makefile.splitlines() if line.startswith("OCB_VERSION"))
+    assert f"ARG OCB_VERSION={ocb}" in dockerfile
+
+
+def test_sidecar_and_collector_point_at_each_other() -> None:
+    services = _compose()["services"]
+    collector_env = services["otel-collector"]["environment"]
+    assert collector_env["SIDECAR_ENDPOINT"] == "sidecar:4319"
+    assert services["sidecar"]["command"][-2:] == ["--forward", "otel-collector:14317"]
+    assert collector_env["INTERNAL_OTLP_ENDPOINT"].endswith(":14317")
+    assert collector_env["TEMPO_OTLP_ENDPOINT"] == "tempo:4317"
+    assert collector_env["LOKI_OTLP_ENDPOINT"] == "http://loki:3100/otlp"
+
+
+def test_prometheus_scrapes_compose_service_names_and_loads_rules() -> None:
+    prom = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    services = set(_compose()["services"]) | {"prometheus"}
+    assert {t.split(":")[0] for t in targets} <= services
+    assert prom["rule_files"] == ["rules/*.yml"]
+    assert list((COMPOSE / "prometheus" / "rules").glob("*.yml"))
+
+
+def test_grafana_links_metrics_to_traces_and_traces_to_logs() -> None:
+    ds = yaml.safe_load((COMPOSE / "grafana" / "provisioning" / "datasources" / "datasources.yaml").read_text())
+    by_uid = {d["uid"]: d for d in ds["datasources"]}
+    assert by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "tempo"
+    assert by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["name"] == "trace_id"
+    assert by_uid["tempo"]["jsonData"]["tracesToLogsV2"]["datasourceUid"] == "loki"
+    assert by_uid["loki"]["jsonData"]["derivedFields"][0]["datasourceUid"] == "tempo"
