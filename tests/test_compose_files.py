@@ -36,7 +36,9 @@ def test_collector_image_ships_the_same_manifest_and_configs() -> None:
         assert f"otel-collector/{name}" in dockerfile
         assert (REPO / "otel-collector" / name).exists()
     makefile = (REPO / "Makefile").read_text()
-    ocb = next(line.split(":=")[1].strip() for line in makefile.splitlines() if line.startswith("OCB_VERSION"))
+    ocb = next(
+        line.split(":=")[1].strip() for line in makefile.splitlines() if line.startswith("OCB_VERSION")
+    )
     assert f"ARG OCB_VERSION={ocb}" in dockerfile
 
 
@@ -60,7 +62,9 @@ def test_prometheus_scrapes_compose_service_names_and_loads_rules() -> None:
 
 
 def test_grafana_links_metrics_to_traces_and_traces_to_logs() -> None:
-    ds = yaml.safe_load((COMPOSE / "grafana" / "provisioning" / "datasources" / "datasources.yaml").read_text())
+    ds = yaml.safe_load(
+        (COMPOSE / "grafana" / "provisioning" / "datasources" / "datasources.yaml").read_text()
+    )
     by_uid = {d["uid"]: d for d in ds["datasources"]}
     assert by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "tempo"
     assert by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["name"] == "trace_id"
