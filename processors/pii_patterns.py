@@ -23,6 +23,11 @@ class PiiType:
     regex: str
     validator: Callable[[str], bool]
     caseless: bool = False
+    shrink_at: str = ""
+    """When the validator rejects a match, retry it cut back at each of these separator characters: a number
+    followed by another number in prose is otherwise swallowed by the greedy match and rejected whole."""
+    shrink_prefix: str = ""
+    """Only shrink matches that start with this (e.g. "+" for international phone numbers)."""
 
     @property
     def label(self) -> str:
@@ -32,7 +37,13 @@ class PiiType:
         return re.compile(self.regex, re.IGNORECASE if self.caseless else 0)
 
 
-_L = r"(?<![\w.+\-/@])"  # left edge: not inside a word, number, version, path or address
+def _left(excluded: str) -> str:
+    """Left edge: the previous char is not in ``excluded`` (nor a backslash), or it is a JSON escape like the
+    ``\\n`` of a newline inside JSON carried in a string (which would otherwise glue "n" to the value)."""
+    return r"(?:(?<=\\[nrt])|(?<![\\" + excluded + r"]))"
+
+
+_L = _left(r"\w.+\-/@#")  # not inside a word, number, version, path or address
 _R = r"(?![\w\-@]|\.\d)"  # right edge
 
 # Order matters: earlier types win when matches overlap (a secret beats the phone-like digits inside it).
@@ -42,37 +53,43 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
         v.always_ok,
     ),
-    PiiType("anthropic_key", r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{20,}", v.always_ok),
-    PiiType("openai_key", r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}", v.always_ok),
+    PiiType("anthropic_key", _left(r"\w-") + r"sk-ant-[A-Za-z0-9_-]{20,}", v.always_ok),
+    PiiType(
+        "openai_key", _left(r"\w-") + r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}", v.always_ok
+    ),
     PiiType(
         "aws_access_key",
-        r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}"
-        r"(?![A-Za-z0-9])",
+        _left("A-Za-z0-9")
+        + r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Za-z0-9])",
         v.always_ok,
     ),
     PiiType(
         "github_token",
-        r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+        _left("A-Za-z0-9_") + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
         v.always_ok,
     ),
     PiiType(
         "slack_token",
-        r"(?<![\w-])(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,}"
+        _left(r"\w-") + r"(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,}"
         r"|https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+)",
         v.always_ok,
     ),
-    PiiType("google_api_key", r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])", v.always_ok),
-    PiiType("stripe_key", r"(?<![\w-])(?:sk|rk)_live_[0-9A-Za-z]{16,}", v.always_ok),
-    PiiType("jwt", r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", v.always_ok),
-    PiiType("bearer_token", r"(?<![\w-])bearer\s+(?P<v>[A-Za-z0-9._~+/=-]{8,})", v.always_ok, caseless=True),
+    PiiType("google_api_key", _left(r"\w-") + r"AIza[0-9A-Za-z_-]{35}(?![\w-])", v.always_ok),
+    PiiType("stripe_key", _left(r"\w-") + r"(?:sk|rk)_live_[0-9A-Za-z]{16,}", v.always_ok),
+    PiiType(
+        "jwt", _left(r"\w-") + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", v.always_ok
+    ),
+    PiiType(
+        "bearer_token", _left(r"\w-") + r"bearer\s+(?P<v>[A-Za-z0-9._~+/=-]{8,})", v.always_ok, caseless=True
+    ),
     PiiType(
         "url_password",
-        r"(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@\"'<>]+:(?P<v>[^/\s@\"'<>]+)@",
+        _left(r"\w+.-") + r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@\"'<>\\]*:(?P<v>[^/\s@\"'<>\\]+)@",
         v.always_ok,
     ),
     PiiType(
         "password_pair",
-        r"(?<![\w-])(?:password|passwd|pwd|pass|passphrase|secret|client[_-]?secret|api[_-]?key|apikey"
+        _left(r"\w-") + r"(?:password|passwd|pwd|pass|passphrase|secret|client[_-]?secret|api[_-]?key|apikey"
         r"|access[_-]?token|auth[_-]?token|refresh[_-]?token)(?:\\?[\"'])?\s*[=:]\s*(?:\\?[\"'])?"
         r"(?P<v>[^\s&\"',;<>\\]{1,256})",
         v.always_ok,
@@ -80,39 +97,50 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
     ),
     PiiType(
         "email",
-        r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        _left(r"\w.+%-") + r"[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])",
         v.always_ok,
     ),
     PiiType(
         "iban",
-        r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
+        _left("A-Za-z0-9") + r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
         v.iban_ok,
+        shrink_at=" ",
     ),
-    PiiType("credit_card", _L + r"\d(?:[ -]?\d){11,18}" + _R, v.card_ok),
+    PiiType(
+        "credit_card",
+        _L + r"(?:\d{12,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?|\d{4}[ -]\d{6}[ -]\d{4,5})" + _R,
+        v.card_ok,
+        shrink_at=" -",
+    ),
     PiiType("us_ssn", _L + r"\d{3}([- ])\d{2}\1\d{4}" + _R, v.ssn_ok),
     PiiType(
         "ipv4",
-        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+        _left(r"\w.") + r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
         r"(?![\w]|\.\d)",
         v.always_ok,
     ),
     PiiType(
         "ipv6",
-        r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])",
+        _left(r"\w:.")
+        + r"(?:(?:[0-9A-Fa-f]{0,4}:){1,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})|(?:[0-9A-Fa-f]{1,4}:){1,7}:)"
+        # a colon may follow ("2001:db8::1: connection refused"), but not one that continues the address
+        r"(?![\w]|:[0-9A-Fa-f:])",
         v.ipv6_ok,
     ),
     PiiType(
         "phone",
         _L + r"(?:"
-        r"\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){0,5}"
+        r"\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,14}(?:[ .-]\d{1,14}){0,5}"
         r"|\(\d{2,5}\)[ .-]?\d{2,5}(?:[ .-]?\d{2,5}){0,3}"
         r"|\(?\d{2,5}\)?(?:[ .-]\(?\d{1,5}\)?){1,5}"
         r"|0\d{8,11}"
         r"|1[3-9]\d{9}"
         r"|[6-9]\d{9}"
-        r")(?:\s?(?:x|ext\.?)\s?\d{1,6})?" + r"(?![\w\-@:]|\.\d)",
+        r")(?:\s?(?:x|ext\.?)\s?\d{1,6})?" + r"(?![\w\-@]|\.\d)",
         v.phone_ok,
+        shrink_at=" ",
+        shrink_prefix="+",
     ),
 )
 

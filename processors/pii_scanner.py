@@ -31,6 +31,8 @@ class _Detector:
     pattern: re.Pattern[str]
     validator: Callable[[str], bool]
     partial: bool  # replace only the group named "v"
+    shrink_at: str
+    shrink_prefix: str
 
 
 class PiiScanner:
@@ -50,7 +52,17 @@ class PiiScanner:
         self.detectors: list[_Detector] = []
         for t in types:
             pattern = t.compile()
-            self.detectors.append(_Detector(t.name, t.label, pattern, t.validator, "v" in pattern.groupindex))
+            self.detectors.append(
+                _Detector(
+                    t.name,
+                    t.label,
+                    pattern,
+                    t.validator,
+                    "v" in pattern.groupindex,
+                    t.shrink_at,
+                    t.shrink_prefix,
+                )
+            )
         self._hmac_key = config.hmac_key() if config.mode == "hmac" else None
         self._placeholder = config.placeholder_format
         self._hmac_format = config.hmac_format
@@ -154,17 +166,36 @@ class PiiScanner:
         found: list[tuple[int, int, int]] = []
         for det_id in sorted(detector_ids):  # lower id = higher priority
             det = self.detectors[det_id]
-            for m in det.pattern.finditer(text):
+            pos = 0
+            while True:
+                m = det.pattern.search(text, pos)
+                if m is None:
+                    break
                 if not det.validator(m.group(0)):
-                    continue
+                    shorter = self._shrunk(det, text, m) if det.shrink_at else None
+                    if shorter is None:
+                        pos = m.end()
+                        continue
+                    m = shorter
+                pos = m.end()
                 start, end = m.span("v") if det.partial else m.span()
-                if start == end:
-                    continue
-                if any(start < e and s < end for s, e, _ in found):
+                if start == end or any(start < e and s < end for s, e, _ in found):
                     continue
                 found.append((start, end, det_id))
         found.sort()
         return found
+
+    @staticmethod
+    def _shrunk(det: _Detector, text: str, m: re.Match[str]) -> re.Match[str] | None:
+        start, end = m.span()
+        if not text.startswith(det.shrink_prefix, start):
+            return None
+        for cut in range(end - 1, start, -1):
+            if text[cut] in det.shrink_at and text[cut - 1].isalnum():
+                shorter = det.pattern.fullmatch(text, start, cut)
+                if shorter is not None and det.validator(shorter.group(0)):
+                    return shorter
+        return None
 
     def _apply(self, text: str, spans: list[tuple[int, int, int]]) -> tuple[str, list[str]]:
         out: list[str] = []

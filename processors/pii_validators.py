@@ -114,20 +114,39 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-# Issuer prefixes of the card networks (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro).
-_CARD_PREFIX = re.compile(r"4|5[0-8]|2[2-7]|3[47]|3[0689]|6|1800|2131|0604")
+# Issuer prefixes and lengths of the card networks.
+_CARD_BRANDS: tuple[tuple[re.Pattern[str], frozenset[int]], ...] = tuple(
+    (re.compile(prefix), frozenset(lengths))
+    for prefix, lengths in (
+        (r"4", (13, 16, 19)),  # Visa
+        (r"5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720", (16,)),  # Mastercard
+        (r"3[47]", (15,)),  # American Express
+        (r"6011|64[4-9]|65", (16, 17, 18, 19)),  # Discover
+        (r"352[89]|35[3-8]\d", (16, 17, 18, 19)),  # JCB
+        (r"2131|1800", (15,)),  # JCB (old ranges)
+        (r"30[0-5]|309|36|3[89]", (14, 15, 16, 17, 18, 19)),  # Diners Club
+        (r"62", (16, 17, 18, 19)),  # UnionPay
+        (r"50|5[6-9]|6\d|0604", (12, 13, 14, 15, 16, 17, 18, 19)),  # Maestro
+    )
+)
+_CARD_GROUPINGS = {(4, 6, 5), (4, 6, 4)}  # Amex and Diners print 4-6-5 / 4-6-4
 
 
 def card_ok(candidate: str) -> bool:
     digits = digits_of(candidate)
-    if not 12 <= len(digits) <= 19 or not _CARD_PREFIX.match(digits):
+    n = len(digits)
+    if not any(p.match(digits) and n in lengths for p, lengths in _CARD_BRANDS):
         return False
     if len(set(digits)) == 1:
         return False
-    # separators, if any, must be used consistently (one kind)
     seps = {c for c in candidate if not c.isdigit()}
     if len(seps) > 1:
-        return False
+        return False  # separators, if any, are of one kind
+    if seps:
+        groups = tuple(len(g) for g in re.split(r"[ -]", candidate))
+        four_blocks = all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
+        if not four_blocks and groups not in _CARD_GROUPINGS:
+            return False
     return luhn_ok(digits)
 
 
@@ -156,9 +175,8 @@ def ipv6_ok(candidate: str) -> bool:
         ipaddress.IPv6Address(candidate)
     except ValueError:
         return False
-    # "::" and "::1"-style addresses carry no personal data and collide with code ("a::b"); real ones have
-    # at least three groups written out
-    return sum(1 for g in candidate.split(":") if g) >= 3
+    # "::" and "::1" identify nobody; every other address has at least two groups written out
+    return sum(1 for g in candidate.split(":") if g) >= 2
 
 
 _DATE_LIKE = re.compile(r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4})(?!\d)")
@@ -167,14 +185,17 @@ _DATE_LIKE = re.compile(r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-
 def phone_ok(candidate: str) -> bool:
     main = re.split(r"\s?(?:x|ext\.?)\s?\d", candidate, maxsplit=1)[0]
     digits = digits_of(main)
-    if not 7 <= len(digits) <= 15:
-        return False
     if main.startswith("+"):
-        return len(digits) >= 8
+        return 8 <= len(digits) <= 15
+    if not 8 <= len(digits) <= 15:
+        return False
     if _DATE_LIKE.match(main):
         return False
-    if main.count(".") == 1 and not any(c in main for c in " -()"):
-        return False  # a decimal number, not a phone number
+    if "." in main:
+        if " " in main:
+            return False  # "100 0.000": numbers in prose, not one phone number
+        if not any(c in main for c in "-()") and (main.count(".") == 1 or len(digits) < 9):
+            return False  # dots only: "557.531.8229" is a phone, "1234.5678" a decimal, "10.10.100" a version
     return len(set(digits)) != 1
 
 

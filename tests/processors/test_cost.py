@@ -1,0 +1,193 @@
+"""Cost enrichment: equality with genai-prices, attribute rules, provider map, overrides."""
+
+from __future__ import annotations
+
+import warnings
+
+import genai_prices
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processors.cost import enrich_costs
+from processors.cost_config import CostConfig, ModelPriceOverride
+from processors.pricing import PriceBook
+from tests.processors.helpers import span, span_attrs, trace_request
+
+MODELS = [
+    ("openai", "gpt-4o-mini"),
+    ("openai", "gpt-4o"),
+    ("openai", "gpt-4.1"),
+    ("openai", "o3-mini"),
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-3-5-haiku-latest"),
+    ("anthropic", "claude-opus-4-1"),
+    ("google", "gemini-2.5-pro"),
+    ("google", "gemini-2.5-flash"),
+    ("mistral", "mistral-large-latest"),
+    ("deepseek", "deepseek-chat"),
+]
+
+
+@pytest.fixture(scope="module")
+def book() -> PriceBook:
+    return PriceBook(CostConfig(), [])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    model=st.sampled_from(MODELS),
+    input_tokens=st.integers(0, 400_000),
+    output_tokens=st.integers(0, 64_000),
+    cache_read_share=st.floats(0, 1),
+    cache_write_share=st.floats(0, 1),
+)
+def test_total_equals_calc_price(
+    book: PriceBook,
+    model: tuple[str, str],
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_share: float,
+    cache_write_share: float,
+) -> None:
+    provider, name = model
+    cache_read = int(input_tokens * cache_read_share)
+    cache_write = int((input_tokens - cache_read) * cache_write_share)
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if cache_read:
+        usage["cache_read_tokens"] = cache_read
+    if cache_write:
+        usage["cache_write_tokens"] = cache_write
+    resolved = book.lookup(provider, name)
+    assert resolved is not None, f"{provider}/{name} should be priced by genai-prices"
+    ours = resolved.cost(usage)
+    assert ours is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = genai_prices.calc_price(genai_prices.Usage(**usage), name, provider_id=provider)
+    assert abs(ours.total - float(reference.total_price)) <= 1e-12
+    assert abs(ours.input - float(reference.input_price)) <= 1e-12
+    assert abs(ours.output - float(reference.output_price)) <= 1e-12
+
+
+def test_enriched_span_total_matches_calc_price(book: PriceBook) -> None:
+    req = trace_request(
+        span(
+            "chat",
+            {
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-5",
+                "gen_ai.usage.input_tokens": 250_000,  # above the 200k tier threshold
+                "gen_ai.usage.output_tokens": 3000,
+                "gen_ai.usage.cache_read.input_tokens": 100_000,
+                "gen_ai.usage.cache_creation.input_tokens": 20_000,
+            },
+        )
+    )
+    enrich_costs(req, book)
+    got = span_attrs(req.resource_spans[0].scope_spans[0].spans[0])
+    usage = genai_prices.Usage(
+        input_tokens=250_000, output_tokens=3000, cache_read_tokens=100_000, cache_write_tokens=20_000
+    )
+    ref = genai_prices.calc_price(usage, "claude-sonnet-4-5", provider_id="anthropic")
+    assert abs(float(got["gen_ai.usage.cost"]) - float(ref.total_price)) <= 1e-12  # type: ignore[arg-type]
+    assert got["gen_ai.cost.status"] == "priced"
+    assert got["gen_ai.cost.pricing"] == f"genai-prices-{genai_prices.__version__}"
+
+
+def test_provider_map_semconv_names(book: PriceBook) -> None:
+    assert book.provider_id("gcp.gemini") == "google"
+    assert book.provider_id("gcp.vertex_ai") == "google"
+    assert book.provider_id("aws.bedrock") == "aws"
+    assert book.provider_id("azure.ai.openai") == "azure"
+    assert book.provider_id("x_ai") == "x-ai"
+    resolved = book.lookup("gcp.gemini", "gemini-2.5-flash")
+    assert resolved is not None and resolved.provider_id == "google"
+
+
+def test_unpriced_model_gets_status_not_zero(book: PriceBook) -> None:
+    req = trace_request(
+        span("chat", {"gen_ai.request.model": "no-such-model-123", "gen_ai.usage.input_tokens": 5}),
+    )
+    stats = enrich_costs(req, book)
+    got = span_attrs(req.resource_spans[0].scope_spans[0].spans[0])
+    assert got["gen_ai.cost.status"] == "unpriced"
+    assert "gen_ai.usage.cost" not in got
+    assert stats.unpriced_by_model == {"no-such-model-123": 1}
+
+
+def test_inconsistent_usage_is_unpriced_not_negative(book: PriceBook) -> None:
+    req = trace_request(
+        span(
+            "chat",
+            {
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.usage.input_tokens": 10,
+                "gen_ai.usage.cache_read.input_tokens": 50,  # more cached than input: invalid
+            },
+        )
+    )
+    enrich_costs(req, book)
+    got = span_attrs(req.resource_spans[0].scope_spans[0].spans[0])
+    assert got["gen_ai.cost.status"] == "unpriced"
+    assert "gen_ai.usage.cost" not in got
+
+
+def test_existing_cost_and_spans_without_usage_untouched(book: PriceBook) -> None:
+    priced = span(
+        "a", {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 5, "gen_ai.usage.cost": 9.0}
+    )
+    plain = span("b", {"gen_ai.request.model": "gpt-4o", "http.route": "/x"})
+    req = trace_request(priced, plain)
+    before = req.SerializeToString()
+    stats = enrich_costs(req, book)
+    assert req.SerializeToString() == before
+    assert not stats.changed
+
+
+def test_response_model_preferred_and_request_model_fallback(book: PriceBook) -> None:
+    req = trace_request(
+        span(
+            "a",
+            {
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.response.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 1_000_000,
+            },
+        )
+    )
+    enrich_costs(req, book)
+    cost = span_attrs(req.resource_spans[0].scope_spans[0].spans[0])["gen_ai.usage.cost"]
+    assert cost == pytest.approx(0.15)  # gpt-4o-mini input price, not gpt-4o's
+
+
+def test_override_wins_over_genai_prices() -> None:
+    override = ModelPriceOverride(model="gpt-4o", provider="openai", input_per_mtok=1.0, output_per_mtok=2.0)
+    book = PriceBook(CostConfig(), [override])
+    resolved = book.lookup("openai", "GPT-4o")
+    assert resolved is not None and resolved.source == "override"
+    cost = resolved.cost({"input_tokens": 1_000_000, "output_tokens": 500_000})
+    assert cost is not None and cost.total == pytest.approx(2.0)
+    assert book.version.endswith("+overrides")
+
+
+def test_override_cache_prices_and_alias() -> None:
+    override = ModelPriceOverride(
+        model="local-llm",
+        aliases=["llm-alias"],
+        input_per_mtok=1.0,
+        output_per_mtok=2.0,
+        cache_read_per_mtok=0.1,
+        cache_write_per_mtok=1.5,
+    )
+    book = PriceBook(CostConfig(), [override])
+    resolved = book.lookup("anything", "llm-alias")
+    assert resolved is not None
+    cost = resolved.cost(
+        {"input_tokens": 3_000_000, "cache_read_tokens": 1_000_000, "cache_write_tokens": 1_000_000}
+    )
+    assert cost is not None
+    assert cost.total == pytest.approx(1.0 + 0.1 + 1.5)
+    assert cost.cache_read == pytest.approx(0.1) and cost.cache_write == pytest.approx(1.5)
