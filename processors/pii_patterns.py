@@ -123,7 +123,8 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
     PiiType(
         "ipv6",
         _left(r"\w:.")
-        + r"(?:(?:[0-9A-Fa-f]{0,4}:){1,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})|(?:[0-9A-Fa-f]{1,4}:){1,7}:)"
+        + r"(?:(?:[0-9A-Fa-f]{0,4}:){1,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})"
+        r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:)"
         # a colon may follow ("2001:db8::1: connection refused"), but not one that continues the address
         r"(?![\w]|:[0-9A-Fa-f:])",
         v.ipv6_ok,

@@ -153,6 +153,7 @@ CODE = [
     'if err != nil { return fmt.Errorf("read: %w", err) }',
 ]
 
+_versions = st.tuples(st.integers(0, 30), st.integers(0, 99), st.integers(0, 999))
 benign_tokens = st.one_of(
     st.uuids().map(str),
     st.binary(min_size=1, max_size=64).map(lambda b: hashlib.sha256(b).hexdigest()),
@@ -165,8 +166,8 @@ benign_tokens = st.one_of(
     ).map(lambda d: d.isoformat() + "Z"),
     st.integers(1_000_000_000, 2_000_000_000).map(str),  # epoch seconds
     st.integers(1_000_000_000_000, 2_000_000_000_000).map(str),  # epoch milliseconds
-    st.tuples(st.integers(0, 30), st.integers(0, 99), st.integers(0, 999)).map(lambda v: "v%d.%d.%d" % v),
-    st.tuples(st.integers(0, 30), st.integers(0, 99), st.integers(0, 999)).map(lambda v: "%d.%d.%d" % v),
+    _versions.map(lambda v: "v{}.{}.{}".format(*v)),
+    _versions.map(lambda v: "{}.{}.{}".format(*v)),
     st.sampled_from(MODEL_NAMES),
     st.sampled_from(CODE),
     st.integers(0, 999_999).map(lambda n: f"ORD-2024-{n:06d}"),
