@@ -84,7 +84,7 @@ demo: venv collector tools
 # --- quality -------------------------------------------------------------------------------------
 lint: venv
 	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
-	@echo "==> mypy"; $(VENV)/bin/mypy app processors
+	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
 	  promtool test rules compose/prometheus/tests/*.yml

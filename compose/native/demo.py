@@ -193,9 +193,7 @@ def summarise(settings: stack.Settings, load: dict[str, Any]) -> bool:
     for name in [n for n in metric_names if n.startswith(("gen_ai_", "sidecar_", "traces_span"))][:12]:
         print(f"                  {name}")
     if settings.sidecar_enabled:
-        print(
-            f"cost            ${cost:.6f} over {len(priced)} priced spans; {len(unpriced)} unpriced"
-        )
+        print(f"cost            ${cost:.6f} over {len(priced)} priced spans; {len(unpriced)} unpriced")
         prom_cost = _scalar(prom, 'sum({__name__=~"sidecar_gen_ai_cost.*_total"})')
         if prom_cost is not None:
             print(f"                ${prom_cost:.6f} in Prometheus (sidecar cost counter)")

@@ -12,6 +12,7 @@ addresses; `down` stops every process and waits until none is left.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -331,7 +332,7 @@ def up(settings: Settings, timeout: float) -> None:
         rpc.supervisor.startProcess(service, False)
         ready, where = checks[service]
         _wait(
-            lambda s=service, r=ready: _running(rpc, s) and r(),
+            functools.partial(_running_and_ready, rpc, service, ready),
             timeout,
             f"{service} did not become ready",
             settings,
@@ -339,6 +340,10 @@ def up(settings: Settings, timeout: float) -> None:
         )
         print(f"    {service:<12} ready in {time.monotonic() - started:4.1f}s  {where}", flush=True)
     print(f"==> stack is up; addresses in {settings.run_dir / 'stack.json'}", flush=True)
+
+
+def _running_and_ready(rpc: Any, service: str, ready: Callable[[], bool]) -> bool:
+    return _running(rpc, service) and ready()
 
 
 def _rpc_alive(rpc: Any) -> bool:

@@ -42,7 +42,9 @@ def _request(span_name: str) -> tuple[trace_service_pb2.ExportTraceServiceReques
 def _grpc_export(port: int, req: trace_service_pb2.ExportTraceServiceRequest, token: str | None) -> None:
     metadata = [("authorization", f"Bearer {token}")] if token else []
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        trace_service_pb2_grpc.TraceServiceStub(channel).Export(req, metadata=metadata, timeout=10)
+        trace_service_pb2_grpc.TraceServiceStub(channel).Export(  # type: ignore[no-untyped-call]
+            req, metadata=metadata, timeout=10
+        )
 
 
 def _http_export(port: int, req: trace_service_pb2.ExportTraceServiceRequest, token: str | None) -> int:

@@ -4,6 +4,7 @@ file exports, spanmetrics and Prometheus with exemplars."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def synthetic_traffic(native_stack: NativeStack) -> SyntheticApp:
+def synthetic_traffic(native_stack: NativeStack) -> Iterator[SyntheticApp]:
     app = SyntheticApp(endpoint=native_stack.otlp_grpc)
     for i in range(30):
         app.request(i)
@@ -69,7 +70,7 @@ def test_prometheus_scrapes_the_apps_metrics(
 
 
 @pytest.fixture()
-def trickle(native_stack: NativeStack) -> SyntheticApp:
+def trickle(native_stack: NativeStack) -> Iterator[SyntheticApp]:
     """A second app that keeps sending while a test waits, as a live service does: exemplars only
     exist for the export interval in which their measurement was made."""
     app = SyntheticApp(endpoint=native_stack.otlp_grpc, service_name=f"e2e-trickle-{uuid.uuid4().hex[:8]}")
