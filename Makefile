@@ -41,7 +41,8 @@ venv: $(VENV)/.installed
 # --- Collector -----------------------------------------------------------------------------------
 collector:
 	@command -v $(GO) >/dev/null || { echo "error: Go is not installed, so the Collector cannot be built here." >&2; \
-	  echo "       Install Go >= 1.24, or use Docker: compose/ builds the same manifest (make -C compose up)." >&2; exit 1; }
+	  echo "       Install Go >= 1.24, or use Docker: docker compose -f compose/docker-compose.yaml up --build" >&2; \
+	  echo "       builds the same manifest (compose/collector.Dockerfile)." >&2; exit 1; }
 	@mkdir -p build
 	@want="$$( (sha256sum $(MANIFEST); echo $(OCB_VERSION)) | sha256sum | cut -d' ' -f1)"; \
 	if [ -x $(COLLECTOR) ] && [ "$$(cat $(STAMP) 2>/dev/null)" = "$$want" ]; then \
@@ -84,7 +85,7 @@ demo: venv collector tools
 # --- quality -------------------------------------------------------------------------------------
 lint: venv
 	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
-	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py
+	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
 	  promtool test rules compose/prometheus/tests/*.yml
