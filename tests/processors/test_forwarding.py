@@ -1,0 +1,204 @@
+"""The shared export path against a real gRPC sink: OK only after the forward, retryable errors, limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from processors.config import ServerConfig, SidecarConfig
+from processors.config_loader import build
+from tests.processors.helpers import (
+    Client,
+    Sink,
+    logs_request,
+    running_sidecar,
+    span,
+    span_attrs,
+    trace_request,
+    value,
+)
+
+
+def _batch(i: int) -> ExportTraceServiceRequest:
+    return trace_request(span(f"op-{i}", {"batch.index": i, "note": "plain text"}, i=i + 1))
+
+
+def test_unchanged_batch_is_forwarded_byte_identical(sink: Sink) -> None:
+    raw = _batch(1).SerializeToString()
+    with running_sidecar(SidecarConfig(), sink.port) as sidecar:
+        client = Client(sidecar.port)
+        client.traces(raw)
+        client.close()
+    assert sink.traces == [raw]
+
+
+def test_changed_batch_is_redacted_before_forwarding(sink: Sink) -> None:
+    req = trace_request(span("s", {"msg": "mail bob@example.com"}))
+    with running_sidecar(SidecarConfig(), sink.port) as sidecar:
+        client = Client(sidecar.port)
+        client.traces(req)
+        client.logs(logs_request(LogRecord(body=value("from 192.0.2.44"))))
+        client.close()
+    out = ExportTraceServiceRequest.FromString(sink.traces[0])
+    assert span_attrs(out.resource_spans[0].scope_spans[0].spans[0])["msg"] == "mail <EMAIL>"
+    assert b"192.0.2.44" not in sink.logs[0] and b"<IPV4>" in sink.logs[0]
+
+
+def test_downstream_down_nothing_acknowledged_is_lost() -> None:
+    sink = Sink().start()
+    port = sink.port
+    acked: list[int] = []
+    refused: list[int] = []
+    try:
+        with running_sidecar(SidecarConfig(), port) as sidecar:
+            client = Client(sidecar.port)
+            for i in range(30):
+                if i == 10:
+                    sink.stop()  # the Collector goes away
+                if i == 20:
+                    sink = Sink(traces=sink.traces).start(port)  # and comes back on the same port
+                    time.sleep(0.2)
+                try:
+                    client.traces(_batch(i), timeout=3)
+                    acked.append(i)
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+                    refused.append(i)
+            client.close()
+    finally:
+        sink.stop()
+    received = {
+        ExportTraceServiceRequest.FromString(raw).resource_spans[0].scope_spans[0].spans[0].name
+        for raw in sink.traces
+    }
+    assert {f"op-{i}" for i in acked} <= received  # every OK'd batch reached the sink
+    assert set(range(10, 20)) <= set(refused)  # while down: retryable refusals, never a silent OK
+    assert set(range(10)) <= set(acked)
+
+
+def test_downstream_error_codes_map_to_unavailable_or_pass_through(sink: Sink) -> None:
+    with running_sidecar(SidecarConfig(), sink.port) as sidecar:
+        client = Client(sidecar.port)
+        sink.fail_with = grpc.StatusCode.RESOURCE_EXHAUSTED  # Collector memory limiter: retry
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(_batch(1))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        sink.fail_with = grpc.StatusCode.INVALID_ARGUMENT  # permanent: passed through, not retried forever
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(_batch(2))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        client.close()
+
+
+def test_partial_success_is_passed_through(sink: Sink) -> None:
+    sink.partial_rejected = 3
+    with running_sidecar(SidecarConfig(), sink.port) as sidecar:
+        client = Client(sidecar.port)
+        response = client.traces(_batch(1))
+        logs_response = client.logs(logs_request(LogRecord(body=value("x"))))
+        client.close()
+    assert response.partial_success.rejected_spans == 3
+    assert response.partial_success.error_message == "sink rejected some"
+    assert logs_response.partial_success.rejected_log_records == 3
+
+
+def test_slow_downstream_hits_forward_timeout_as_unavailable(sink: Sink) -> None:
+    sink.delay_s = 1.0
+    config = SidecarConfig(server=ServerConfig(forward_timeout_seconds=0.2))
+    with running_sidecar(config, sink.port) as sidecar:
+        client = Client(sidecar.port)
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(_batch(1), timeout=5)
+        client.close()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "DEADLINE_EXCEEDED" in (err.value.details() or "")
+
+
+def test_overloaded_sidecar_answers_unavailable(sink: Sink) -> None:
+    sink.delay_s = 0.8
+    config = SidecarConfig(server=ServerConfig(max_concurrent_batches=1, queue_wait_seconds=0.05))
+    codes: list[grpc.StatusCode] = []
+    with running_sidecar(config, sink.port) as sidecar:
+        client = Client(sidecar.port)
+
+        def send(i: int) -> None:
+            try:
+                client.traces(_batch(i), timeout=5)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as err:
+                codes.append(err.code())
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        client.close()
+    assert codes.count(grpc.StatusCode.OK) >= 1
+    assert grpc.StatusCode.UNAVAILABLE in codes
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}
+
+
+def test_malformed_protobuf_is_invalid_argument(sink: Sink) -> None:
+    with running_sidecar(SidecarConfig(), sink.port) as sidecar:
+        client = Client(sidecar.port)
+        for bad in (b"\xff\xff\xff\xff", b"\x0a\x05\x0a\x03", b"\x0a\xff\xff\xff\xff\x0f"):
+            with pytest.raises(grpc.RpcError) as err:
+                client.traces(bad)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a valid ExportTraceServiceRequest" in (err.value.details() or "")
+        client.close()
+    assert sink.traces == []
+
+
+def test_oversized_request_is_resource_exhausted(sink: Sink) -> None:
+    config = SidecarConfig(server=build(ServerConfig, {"max_message_bytes": 64 * 1024}, "server"))
+    big = trace_request(span("s", {"blob": "x" * 100_000}))
+    huge = trace_request(span("s", {"blob": "x" * 300_000}))  # beyond 2x the limit: refused by gRPC itself
+    with running_sidecar(config, sink.port) as sidecar:
+        client = Client(sidecar.port)
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(big)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "server.max_message_bytes" in (err.value.details() or "")
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(huge)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        client.close()
+    assert sink.traces == []
+
+
+def test_internal_error_fails_closed(sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = SidecarConfig()
+    with running_sidecar(config, sink.port) as sidecar:
+        # break redaction in the running server: the batch holds PII and must not leave
+        from processors.pii_scanner import PiiScanner
+
+        def boom(self: PiiScanner, text: str, ids: object) -> None:
+            raise RuntimeError("secret-bob@example.com")
+
+        monkeypatch.setattr(PiiScanner, "redact_text", boom)
+        client = Client(sidecar.port)
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(trace_request(span("s", {"msg": "bob@example.com"})))
+        client.close()
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "NOT forwarded" in (err.value.details() or "")
+    assert "bob@example.com" not in (err.value.details() or "")  # the error text is not echoed
+    assert sink.traces == []
+
+
+def test_health_is_serving(sink: Sink) -> None:
+    with running_sidecar(SidecarConfig(), sink.port) as sidecar:
+        channel = grpc.insecure_channel(f"127.0.0.1:{sidecar.port}")
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "opentelemetry.proto.collector.trace.v1.TraceService"):
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        channel.close()
