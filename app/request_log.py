@@ -35,7 +35,6 @@ class OtlpLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         attrs = dict(getattr(record, ATTRS_KEY, None) or {})
-        attrs["code.function.name"] = record.funcName
         event_name = attrs.pop("event.name", None)
         self._logger.emit(
             timestamp=int(record.created * 1e9),
