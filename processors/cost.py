@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from processors.pricing import PriceBook
 
@@ -84,76 +86,85 @@ def _string(key: str, v: str) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=v))
 
 
-def enrich_costs(request: ExportTraceServiceRequest, prices: PriceBook) -> CostStats:
+def enrich_costs(
+    request: ExportTraceServiceRequest, prices: PriceBook, only: set[tuple[int, int, int]] | None = None
+) -> CostStats:
     """Add cost attributes to every span with token usage; mutate ``request`` in place.
 
-    Spans without usage, and spans that already carry gen_ai.usage.cost, are left untouched.
+    Spans without usage, and spans that already carry gen_ai.usage.cost, are left untouched. ``only``
+    ((resource, scope, span) indices) limits the walk to spans known to mention token usage.
     """
     stats = CostStats()
     now = time.monotonic()
     usage_attrs = USAGE_ATTRIBUTES
     other_attrs = _OTHER_ATTRIBUTES
     pricing_version = prices.version
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                usage: dict[str, int] | None = None
-                found: dict[int, AnyValue] | None = None
-                for kv in span.attributes:
-                    key = kv.key
-                    usage_key = usage_attrs.get(key)
-                    if usage_key is not None:
-                        count = _token_count(kv.value)
-                        if count is not None:
-                            if usage is None:
-                                usage = {}
-                            # the current semconv name wins over a deprecated one when both are present
-                            if usage_key not in usage or not key.endswith(
-                                ("prompt_tokens", "completion_tokens")
-                            ):
-                                usage[usage_key] = count
-                        continue
-                    slot = other_attrs.get(key)
-                    if slot is not None:
-                        if found is None:
-                            found = {}
-                        found[slot] = kv.value
-                if usage is None or (found is not None and _HAS_COST in found):
-                    continue
-                found = found or {}
-                model_value = found.get(_RESPONSE_MODEL) or found.get(_REQUEST_MODEL)
-                model = model_value.string_value if model_value is not None else ""
-                if not model and _RESPONSE_MODEL in found:
-                    request_model = found.get(_REQUEST_MODEL)
-                    model = request_model.string_value if request_model is not None else ""
-                provider_value = found.get(_PROVIDER) or found.get(_SYSTEM)
-                provider = provider_value.string_value if provider_value is not None else ""
-                resolved = prices.lookup(provider, model, now) if model else None
-                cost = resolved.cost(usage) if resolved is not None else None
-                attrs = span.attributes
-                if cost is None or resolved is None:
-                    attrs.append(_string(ATTR_COST_STATUS, "unpriced"))
-                    attrs.append(_string(ATTR_COST_PRICING, pricing_version))
-                    label = model or "<none>"
-                    stats.unpriced_by_model[label] = stats.unpriced_by_model.get(label, 0) + 1
-                    continue
-                attrs.append(_double(ATTR_COST, cost.total))
-                if cost.input:
-                    attrs.append(_double(ATTR_COST_INPUT, cost.input))
-                if cost.output:
-                    attrs.append(_double(ATTR_COST_OUTPUT, cost.output))
-                if cost.cache_read:
-                    attrs.append(_double(ATTR_COST_CACHE_READ, cost.cache_read))
-                if cost.cache_write:
-                    attrs.append(_double(ATTR_COST_CACHE_WRITE, cost.cache_write))
-                attrs.append(_string(ATTR_COST_STATUS, "priced"))
-                attrs.append(_string(ATTR_COST_PRICING, pricing_version))
-                stats.priced_spans += 1
-                group = stats.cost_by_model.get((resolved.provider_id, model))
-                if group is None:
-                    stats.cost_by_model[(resolved.provider_id, model)] = ModelCost(
-                        cost.total, cost.total, span.trace_id, span.span_id
-                    )
-                else:
-                    group.add(cost.total, span.trace_id, span.span_id)
+    for span in _spans(request, only):
+        usage: dict[str, int] | None = None
+        found: dict[int, AnyValue] | None = None
+        for kv in span.attributes:
+            key = kv.key
+            usage_key = usage_attrs.get(key)
+            if usage_key is not None:
+                count = _token_count(kv.value)
+                if count is not None:
+                    if usage is None:
+                        usage = {}
+                    # the current semconv name wins over a deprecated one when both are present
+                    if usage_key not in usage or not key.endswith(("prompt_tokens", "completion_tokens")):
+                        usage[usage_key] = count
+                continue
+            slot = other_attrs.get(key)
+            if slot is not None:
+                if found is None:
+                    found = {}
+                found[slot] = kv.value
+        if usage is None or (found is not None and _HAS_COST in found):
+            continue
+        found = found or {}
+        model_value = found.get(_RESPONSE_MODEL) or found.get(_REQUEST_MODEL)
+        model = model_value.string_value if model_value is not None else ""
+        if not model and _RESPONSE_MODEL in found:
+            request_model = found.get(_REQUEST_MODEL)
+            model = request_model.string_value if request_model is not None else ""
+        provider_value = found.get(_PROVIDER) or found.get(_SYSTEM)
+        provider = provider_value.string_value if provider_value is not None else ""
+        resolved = prices.lookup(provider, model, now) if model else None
+        cost = resolved.cost(usage) if resolved is not None else None
+        attrs = span.attributes
+        if cost is None or resolved is None:
+            attrs.append(_string(ATTR_COST_STATUS, "unpriced"))
+            attrs.append(_string(ATTR_COST_PRICING, pricing_version))
+            label = model or "<none>"
+            stats.unpriced_by_model[label] = stats.unpriced_by_model.get(label, 0) + 1
+            continue
+        attrs.append(_double(ATTR_COST, cost.total))
+        if cost.input:
+            attrs.append(_double(ATTR_COST_INPUT, cost.input))
+        if cost.output:
+            attrs.append(_double(ATTR_COST_OUTPUT, cost.output))
+        if cost.cache_read:
+            attrs.append(_double(ATTR_COST_CACHE_READ, cost.cache_read))
+        if cost.cache_write:
+            attrs.append(_double(ATTR_COST_CACHE_WRITE, cost.cache_write))
+        attrs.append(_string(ATTR_COST_STATUS, "priced"))
+        attrs.append(_string(ATTR_COST_PRICING, pricing_version))
+        stats.priced_spans += 1
+        group = stats.cost_by_model.get((resolved.provider_id, model))
+        if group is None:
+            stats.cost_by_model[(resolved.provider_id, model)] = ModelCost(
+                cost.total, cost.total, span.trace_id, span.span_id
+            )
+        else:
+            group.add(cost.total, span.trace_id, span.span_id)
     return stats
+
+
+def _spans(request: ExportTraceServiceRequest, only: set[tuple[int, int, int]] | None) -> Iterator[Span]:
+    if only is None:
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                yield from scope_spans.spans
+    else:
+        for r, s, i in sorted(only):
+            yield request.resource_spans[r].scope_spans[s].spans[i]

@@ -7,6 +7,7 @@ from typing import cast
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from processors import wire_index
 from processors.config import SidecarConfig
 from processors.cost import CostStats, enrich_costs
 from processors.forwarding import Processed, parse_or_reject
@@ -34,12 +35,19 @@ class Pipeline:
             parse_or_reject(ExportTraceServiceRequest.FromString, raw, "ExportTraceServiceRequest"),
         )
         items = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        regions = _LazyIndex(raw)
         cost: CostStats | None = None
         redaction: RedactionStats | None = None
-        if self.config.cost.enabled and _USAGE_MARKER in raw:
-            cost = enrich_costs(request, self.prices)
-        if self.config.redaction.enabled and self.scanner.gate(raw):
-            redaction = redact_traces(request, self.scanner, self.config.redaction)
+        if self.config.cost.enabled:
+            usage_at = _find_all(raw, _USAGE_MARKER)
+            if usage_at:
+                cost = enrich_costs(request, self.prices, regions.items_at(usage_at))
+        if self.config.redaction.enabled:
+            hits = self.scanner.scan_raw(raw)
+            if hits:
+                redaction = redact_traces(
+                    request, self.scanner, self.config.redaction, regions.regions_at(hits)
+                )
         changed = (cost is not None and cost.changed) or (redaction is not None and redaction.changed)
         # an unchanged batch is forwarded as the bytes we received: no re-serialisation
         payload = request.SerializeToString() if changed else raw
@@ -52,10 +60,62 @@ class Pipeline:
         )
         items = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
         redaction: RedactionStats | None = None
-        if self.config.redaction.enabled and self.scanner.gate(raw):
-            redaction = redact_logs(request, self.scanner, self.config.redaction)
+        if self.config.redaction.enabled:
+            hits = self.scanner.scan_raw(raw)
+            if hits:
+                only = _LazyIndex(raw).regions_at(hits)
+                redaction = redact_logs(request, self.scanner, self.config.redaction, only)
         payload = request.SerializeToString() if redaction is not None and redaction.changed else raw
         return Processed(payload, items, _metrics_recorder("logs", None, redaction))
+
+
+class _LazyIndex:
+    """Maps byte offsets of the raw request to the spans/log records (and resources, scopes) holding them.
+    If the bytes cannot be indexed, answers None: the processors then walk everything (never less)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._index: wire_index.WireIndex | None = None
+        self._failed = False
+
+    def _get(self) -> wire_index.WireIndex | None:
+        if self._index is None and not self._failed:
+            try:
+                self._index = wire_index.index(self._raw)
+            except wire_index.WireError:
+                self._failed = True
+        return self._index
+
+    def regions_at(self, ends: list[int]) -> set[tuple[int, int, int, int]] | None:
+        idx = self._get()
+        if idx is None:
+            return None
+        found = set()
+        for end in ends:
+            region = idx.region_at(end - 1)  # hyperscan reports exclusive end offsets
+            if region is not None:
+                found.add((region.kind, region.resource, region.scope, region.item))
+        return found
+
+    def items_at(self, offsets: list[int]) -> set[tuple[int, int, int]] | None:
+        idx = self._get()
+        if idx is None:
+            return None
+        found = set()
+        for offset in offsets:
+            region = idx.region_at(offset)
+            if region is not None and region.kind == wire_index.ITEM:
+                found.add((region.resource, region.scope, region.item))
+        return found
+
+
+def _find_all(raw: bytes, needle: bytes) -> list[int]:
+    out = []
+    pos = raw.find(needle)
+    while pos >= 0:
+        out.append(pos)
+        pos = raw.find(needle, pos + 1)
+    return out
 
 
 def _metrics_recorder(signal: str, cost: CostStats | None, redaction: RedactionStats | None):  # type: ignore[no-untyped-def]

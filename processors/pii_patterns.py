@@ -122,8 +122,7 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
     ),
     PiiType(
         "ipv6",
-        _left(r"\w:.")
-        + r"(?:(?:[0-9A-Fa-f]{0,4}:){1,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})"
+        _left(r"\w:.") + r"(?:(?:[0-9A-Fa-f]{0,4}:){1,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})"
         r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:)"
         # a colon may follow ("2001:db8::1: connection refused"), but not one that continues the address
         r"(?![\w]|:[0-9A-Fa-f:])",
@@ -162,3 +161,32 @@ SECRET_TYPES = frozenset(
         "password_pair",
     }
 )
+
+# Hyperscan triggers: a cheap pattern per type that matches inside EVERY match of the type's full regex (a
+# superset), so one Hyperscan pass over a whole batch finds every place worth a closer look. Full regexes
+# with long bounded repeats are several times slower in Hyperscan; the exact check is Python's job.
+# tests/processors/test_triggers.py checks the superset property.
+TRIGGERS: dict[str, tuple[str, bool]] = {
+    "private_key": (r"-----BEGIN ", False),
+    "anthropic_key": (r"sk-ant-", False),
+    "openai_key": (r"sk-[A-Za-z0-9_-]{8}", False),
+    "aws_access_key": (r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{4}", False),
+    "github_token": (r"gh[pousr]_|github_pat_", False),
+    "slack_token": (r"xox[abposr]-|xapp-|hooks\.slack\.com", False),
+    "google_api_key": (r"AIza", False),
+    "stripe_key": (r"[sr]k_live_", False),
+    "jwt": (r"eyJ[A-Za-z0-9_-]{8}", False),
+    "bearer_token": (r"bearer\s", True),
+    "url_password": (r"://[^/\s@]*:", False),
+    "password_pair": (
+        r"(?:pass(?:word|wd|phrase)?|pwd|secret|api[_-]?key|apikey|token)\\?[\"']?\s*[=:]",
+        True,
+    ),
+    "email": (r"@[A-Za-z0-9]", False),
+    "iban": (r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}", False),
+    "credit_card": (r"\d{4}[ -]?\d{4}", False),
+    "us_ssn": (r"\d{3}[- ]\d{2}[- ]\d{4}", False),
+    "ipv4": (r"\d\.\d{1,3}\.\d{1,3}\.\d", False),
+    "ipv6": (r":[0-9A-Fa-f]{0,4}:", False),
+    "phone": (r"\+\d|\(\d\d|\d\d\)?[ .-]\(?\d|\d{9}", False),
+}

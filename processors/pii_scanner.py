@@ -4,7 +4,6 @@ confirm them. Holds no OTLP knowledge (see redaction.py for the walk over batche
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
 import hmac
 import json
@@ -17,7 +16,7 @@ import hyperscan
 
 from processors import pii_validators
 from processors.config_loader import ConfigError
-from processors.pii_patterns import BUILTIN_TYPES, PiiType
+from processors.pii_patterns import BUILTIN_TYPES, TRIGGERS, PiiType
 from processors.redaction_config import RedactionConfig
 
 SECRET_LABEL = "SECRET"
@@ -72,18 +71,21 @@ class PiiScanner:
         )
         self._allowed = frozenset(config.allowed_keys + config.extra_allowed_keys)
         self._key_cache: dict[str, int] = {}
-        self._value_db = _compile([(t.regex, t.caseless) for t in types]) if types else None
-        # The gate also looks for secret key names so that a batch whose only finding is a key rule is not
-        # waved through. A key is followed by a non-alphanumeric byte in the wire format (the value's tag).
+        # Hyperscan looks for the cheap trigger of each built-in type (custom patterns: their own regex in
+        # prefilter mode); Python confirms with the full regex and the validator.
+        triggers = [TRIGGERS.get(t.name, (t.regex, t.caseless)) for t in types]
+        self._value_db = _compile(triggers) if triggers else None
+        # The raw-batch scan also looks for secret key names, so that a batch whose only finding is a key
+        # rule is not waved through. In the wire format a key is followed by a non-alphanumeric byte (a tag).
         key_regex = (
             "(?:"
             + "|".join(re.escape(r).replace("_", "[_-]") for r in self._secret_rules)
             + ")(?:[^a-z0-9]|$)"
         )
-        gate_patterns = [(t.regex, t.caseless) for t in types]
+        raw_patterns = list(triggers)
         if self._secret_rules:
-            gate_patterns.append((key_regex, True))
-        self._gate_db = _compile(gate_patterns) if gate_patterns else None
+            raw_patterns.append((key_regex, True))
+        self._raw_db = _compile(raw_patterns) if raw_patterns else None
         self._local = threading.local()
 
     # --- keys --------------------------------------------------------------------------------------
@@ -112,21 +114,19 @@ class PiiScanner:
             setattr(self._local, name, scratch)
         return scratch
 
-    def gate(self, raw: bytes) -> bool:
-        """False when no detector and no secret key name can match anywhere in ``raw`` (e.g. a serialized
-        batch): the batch then needs no redaction at all."""
-        if self._gate_db is None:
-            return False
-        found = False
+    def scan_raw(self, raw: bytes) -> list[int]:
+        """End offsets of every trigger or secret-key-name hit in ``raw`` (a serialized batch). Empty means
+        the batch needs no redaction at all."""
+        if self._raw_db is None:
+            return []
+        ends: list[int] = []
+        append = ends.append
 
-        def on_match(_id: int, _start: int, _end: int, _flags: int, _ctx: object) -> bool:
-            nonlocal found
-            found = True
-            return True  # stop at the first hit
+        def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            append(end)
 
-        with contextlib.suppress(hyperscan.ScanTerminated):
-            self._gate_db.scan(raw, on_match, scratch=self._scratch("gate", self._gate_db))
-        return found
+        self._raw_db.scan(raw, on_match, scratch=self._scratch("raw", self._raw_db))
+        return ends
 
     def candidates(self, texts: list[str]) -> dict[int, set[int]]:
         """Index of each text that may hold PII → detector ids that fired on it (one pass over all texts)."""

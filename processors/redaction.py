@@ -14,6 +14,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 
 from processors.pii_scanner import KEY_ALLOWED, KEY_SECRET, SECRET_LABEL, PiiScanner
 from processors.redaction_config import RedactionConfig
+from processors.wire_index import ITEM, RESOURCE, SCOPE
 
 ATTR_REDACTED_COUNT = "pii.redacted.count"
 ATTR_REDACTED_TYPES = "pii.redacted.types"
@@ -120,18 +121,30 @@ def _set_summary(attrs: Any, names: list[str]) -> None:
     attrs.append(KeyValue(key=ATTR_REDACTED_TYPES, value=AnyValue(array_value=types)))
 
 
+Regions = set[tuple[int, int, int, int]] | None
+"""(kind, resource, scope, item) of wire_index regions to visit; None visits everything."""
+
+
+def _wanted(only: Regions, kind: int, r: int, s: int = -1, i: int = -1) -> bool:
+    return only is None or (kind, r, s, i) in only
+
+
 def redact_traces(
-    request: ExportTraceServiceRequest, scanner: PiiScanner, config: RedactionConfig
+    request: ExportTraceServiceRequest, scanner: PiiScanner, config: RedactionConfig, only: Regions = None
 ) -> RedactionStats:
+    """Redact in place. ``only`` limits the walk to the regions where the raw-bytes scan found something."""
     walk = _Walk(scanner)
     fields = config.fields
-    for resource_spans in request.resource_spans:
-        if fields.resource_attributes:
+    for r, resource_spans in enumerate(request.resource_spans):
+        if fields.resource_attributes and _wanted(only, RESOURCE, r):
             walk.attributes(resource_spans.resource.attributes, -1)
-        for scope_spans in resource_spans.scope_spans:
-            if fields.scope_attributes:
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            if fields.scope_attributes and _wanted(only, SCOPE, r, s):
                 walk.attributes(scope_spans.scope.attributes, -1)
-            for span in scope_spans.spans:
+            spans = scope_spans.spans
+            indices = range(len(spans)) if only is None else _items(only, r, s)
+            for i in indices:
+                span = spans[i]
                 owner = walk.owner(span)
                 walk.attributes(span.attributes, owner)
                 if fields.span_events:
@@ -147,20 +160,28 @@ def redact_traces(
 
 
 def redact_logs(
-    request: ExportLogsServiceRequest, scanner: PiiScanner, config: RedactionConfig
+    request: ExportLogsServiceRequest, scanner: PiiScanner, config: RedactionConfig, only: Regions = None
 ) -> RedactionStats:
+    """Redact in place. ``only`` limits the walk to the regions where the raw-bytes scan found something."""
     walk = _Walk(scanner)
     fields = config.fields
-    for resource_logs in request.resource_logs:
-        if fields.resource_attributes:
+    for r, resource_logs in enumerate(request.resource_logs):
+        if fields.resource_attributes and _wanted(only, RESOURCE, r):
             walk.attributes(resource_logs.resource.attributes, -1)
-        for scope_logs in resource_logs.scope_logs:
-            if fields.scope_attributes:
+        for s, scope_logs in enumerate(resource_logs.scope_logs):
+            if fields.scope_attributes and _wanted(only, SCOPE, r, s):
                 walk.attributes(scope_logs.scope.attributes, -1)
-            for record in scope_logs.log_records:
+            records = scope_logs.log_records
+            indices = range(len(records)) if only is None else _items(only, r, s)
+            for i in indices:
+                record = records[i]
                 owner = walk.owner(record)
                 walk.attributes(record.attributes, owner)
                 if fields.log_body and record.HasField("body"):
                     walk.value(record.body, owner)
     walk.redact_collected()
     return walk.finish(config.summary)
+
+
+def _items(only: set[tuple[int, int, int, int]], r: int, s: int) -> list[int]:
+    return sorted(i for kind, rr, ss, i in only if kind == ITEM and rr == r and ss == s)
