@@ -122,7 +122,7 @@ _CARD_BRANDS: tuple[tuple[re.Pattern[str], frozenset[int]], ...] = tuple(
         (r"5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720", (16,)),  # Mastercard
         (r"3[47]", (15,)),  # American Express
         (r"6011|64[4-9]|65", (16, 17, 18, 19)),  # Discover
-        (r"352[89]|35[3-8]\d", (16, 17, 18, 19)),  # JCB
+        (r"35", (16, 17, 18, 19)),  # JCB (3528-3589 issued; the whole 35 block is accepted)
         (r"2131|1800", (15,)),  # JCB (old ranges)
         (r"30[0-5]|309|36|3[89]", (14, 15, 16, 17, 18, 19)),  # Diners Club
         (r"62", (16, 17, 18, 19)),  # UnionPay
@@ -191,6 +191,8 @@ def phone_ok(candidate: str) -> bool:
         return False
     if _DATE_LIKE.match(main):
         return False
+    if len(digits) == 13 and digits.startswith(("978", "979")) and main.count("-") == 4:
+        return False  # ISBN-13
     if "." in main:
         if " " in main:
             return False  # "100 0.000": numbers in prose, not one phone number

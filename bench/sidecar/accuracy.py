@@ -1,0 +1,119 @@
+"""PII accuracy on the labelled corpus: recall per type and benign-altered rate, for the sidecar's scanner
+and for Presidio's pattern recognizers (presidio-analyzer with its no-op NLP engine)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from processors.pii_scanner import PiiScanner
+from processors.redaction_config import RedactionConfig
+from sidecar.pii_corpus import KINDS, Sample
+
+Redactor = Callable[[str], str]
+
+# Presidio has no recognizer for these kinds (it would need custom patterns)
+PRESIDIO_ENTITIES = {
+    "email": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER",
+    "credit_card": "CREDIT_CARD",
+    "us_ssn": "US_SSN",
+    "iban": "IBAN_CODE",
+    "ipv4": "IP_ADDRESS",
+    "ipv6": "IP_ADDRESS",
+}
+
+
+@dataclass
+class Accuracy:
+    name: str
+    found: dict[str, int] = field(default_factory=dict)
+    total: dict[str, int] = field(default_factory=dict)
+    benign_altered: int = 0
+    benign_total: int = 0
+    seconds: float = 0.0
+    missed_examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def recall(self, kind: str) -> float | None:
+        return self.found.get(kind, 0) / self.total[kind] if self.total.get(kind) else None
+
+    def overall(self) -> float:
+        return sum(self.found.values()) / max(1, sum(self.total.values()))
+
+    def altered_rate(self) -> float:
+        return self.benign_altered / max(1, self.benign_total)
+
+
+def sidecar_redactor() -> Redactor:
+    scanner = PiiScanner(RedactionConfig())
+
+    def redact(text: str) -> str:
+        hits = scanner.candidates([text])
+        if 0 not in hits:
+            return text
+        result = scanner.redact_text(text, hits[0])
+        return text if result is None else result[0]
+
+    return redact
+
+
+def presidio_redactor() -> Redactor | None:
+    try:
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NoOpNlpEngine
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            EmailRecognizer,
+            IbanRecognizer,
+            IpRecognizer,
+            PhoneRecognizer,
+            UsSsnRecognizer,
+        )
+    except ImportError:
+        return None
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for recognizer in (
+        EmailRecognizer(),
+        PhoneRecognizer(),
+        CreditCardRecognizer(),
+        UsSsnRecognizer(),
+        IbanRecognizer(),
+        IpRecognizer(),
+    ):
+        registry.add_recognizer(recognizer)
+    engine = AnalyzerEngine(registry=registry, nlp_engine=NoOpNlpEngine(), supported_languages=["en"])
+
+    def redact(text: str) -> str:
+        results = engine.analyze(text=text, language="en")
+        out = text
+        for r in sorted(results, key=lambda r: r.start, reverse=True):
+            out = out[: r.start] + f"<{r.entity_type}>" + out[r.end :]
+        return out
+
+    return redact
+
+
+def evaluate(name: str, redact: Redactor, corpus: list[Sample], kinds: list[str] | None = None) -> Accuracy:
+    acc = Accuracy(name)
+    t0 = time.perf_counter()
+    for sample in corpus:
+        if sample.kind is not None and kinds is not None and sample.kind not in kinds:
+            continue
+        out = redact(sample.text)
+        if sample.kind is None:
+            acc.benign_total += 1
+            if out != sample.text:
+                acc.benign_altered += 1
+                acc.missed_examples.setdefault("benign", []).append(f"{sample.text!r} -> {out!r}")
+        else:
+            acc.total[sample.kind] = acc.total.get(sample.kind, 0) + 1
+            if sample.value not in out:
+                acc.found[sample.kind] = acc.found.get(sample.kind, 0) + 1
+            else:
+                acc.missed_examples.setdefault(sample.kind, []).append(sample.text)
+    acc.seconds = time.perf_counter() - t0
+    return acc
+
+
+__all__ = ["KINDS", "PRESIDIO_ENTITIES", "Accuracy", "evaluate", "presidio_redactor", "sidecar_redactor"]

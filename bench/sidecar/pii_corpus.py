@@ -1,0 +1,310 @@
+# ruff: noqa: E501
+"""A labelled PII corpus generated offline: Faker values from many locales (checksum-valid cards and IBANs),
+synthetic secrets of every supported kind, embedded in prose, log lines and JSON; plus hard negatives that
+look like PII but are not (ids, digests, timestamps, versions, order numbers, code, URLs without credentials,
+Luhn-invalid card-like numbers, IBANs with a wrong checksum)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import string
+import uuid
+from dataclasses import dataclass
+
+from faker import Faker
+
+LOCALES = [
+    "en_US",
+    "en_GB",
+    "de_DE",
+    "fr_FR",
+    "es_ES",
+    "it_IT",
+    "nl_NL",
+    "pt_BR",
+    "ja_JP",
+    "zh_CN",
+    "ko_KR",
+    "ru_RU",
+    "pl_PL",
+    "sv_SE",
+    "en_AU",
+    "en_IN",
+    "hi_IN",
+    "tr_TR",
+    "da_DK",
+    "fi_FI",
+    "cs_CZ",
+    "en_CA",
+]
+IBAN_LOCALES = [
+    "de_DE",
+    "fr_FR",
+    "en_GB",
+    "es_ES",
+    "it_IT",
+    "nl_NL",
+    "pl_PL",
+    "pt_PT",
+    "fi_FI",
+    "no_NO",
+    "sv_SE",
+    "da_DK",
+    "de_AT",
+    "de_CH",
+    "en_IE",
+    "cs_CZ",
+    "tr_TR",
+    "ro_RO",
+    "hu_HU",
+]
+CARD_TYPES = [
+    "visa16",
+    "visa13",
+    "visa19",
+    "mastercard",
+    "amex",
+    "discover",
+    "jcb16",
+    "jcb15",
+    "diners",
+    "maestro",
+]
+TEMPLATES = [
+    "Please contact me at {v} as soon as possible.",
+    "{v}",
+    "user={v} action=login status=ok",
+    "My {label} is {v}, thanks!",
+    '{{"role": "user", "content": "Here it is: {v}\\nregards"}}',
+    "ERROR 2024-05-01T10:00:00Z handler failed for {v} (attempt 3)",
+    'Customer said: "you can reach me on {v}".',
+]
+
+
+@dataclass(frozen=True)
+class Sample:
+    kind: str | None  # None = benign
+    text: str
+    value: str  # the sensitive part that must disappear (empty for benign)
+
+
+def _tok(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+AL = string.ascii_letters + string.digits
+
+
+def _secret(rng: random.Random, kind: str) -> tuple[str, str]:
+    """(text as it would appear, value that must disappear)."""
+    if kind == "openai_key":
+        v = "sk-proj-" + _tok(rng, AL + "_-", 56)
+        return v, v
+    if kind == "anthropic_key":
+        v = "sk-ant-api03-" + _tok(rng, AL + "_-", 93) + "AA"
+        return v, v
+    if kind == "aws_access_key":
+        v = rng.choice(["AKIA", "ASIA"]) + _tok(rng, string.ascii_uppercase + "234567", 16)
+        return v, v
+    if kind == "github_token":
+        v = (
+            rng.choice(["ghp_", "gho_", "ghs_"]) + _tok(rng, AL, 36)
+            if rng.random() < 0.5
+            else "github_pat_" + _tok(rng, AL, 22) + "_" + _tok(rng, AL, 59)
+        )
+        return v, v
+    if kind == "slack_token":
+        v = (
+            rng.choice(["xoxb-", "xoxp-"])
+            + f"{rng.randint(10**10, 10**12)}-{rng.randint(10**10, 10**12)}-"
+            + _tok(rng, AL, 24)
+        )
+        return v, v
+    if kind == "google_api_key":
+        v = "AIza" + _tok(rng, AL + "_-", 35)
+        return v, v
+    if kind == "stripe_key":
+        v = rng.choice(["sk_live_", "rk_live_"]) + _tok(rng, AL, 24)
+        return v, v
+    if kind == "jwt":
+        import base64
+
+        def b64(d: dict[str, object]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+
+        v = (
+            f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64({'sub': str(rng.randint(1, 10**9)), 'iat': 1700000000})}."
+            + _tok(rng, AL + "_-", 43)
+        )
+        return v, v
+    if kind == "bearer_token":
+        t = _tok(rng, AL + "._-", 40)
+        return f"Authorization: Bearer {t}", t
+    if kind == "private_key":
+        body = "\n".join(_tok(rng, AL + "+/", 64) for _ in range(8))
+        v = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"
+        return v, body.split("\n")[3]
+    if kind == "url_password":
+        pw = _tok(rng, AL + "!$*", 14)
+        return (
+            f"{rng.choice(['postgres', 'mysql', 'redis', 'https', 'amqp'])}://app_user:{pw}@db.internal:5432/x",
+            pw,
+        )
+    if kind == "password_pair":
+        pw = _tok(rng, AL + "!#$%", 12)
+        return rng.choice([f"password={pw}", f'"password": "{pw}"', f"PASSWORD: {pw}", f"api_key={pw}"]), pw
+    raise ValueError(kind)
+
+
+SECRET_KINDS = [
+    "openai_key",
+    "anthropic_key",
+    "aws_access_key",
+    "github_token",
+    "slack_token",
+    "google_api_key",
+    "stripe_key",
+    "jwt",
+    "bearer_token",
+    "private_key",
+    "url_password",
+    "password_pair",
+]
+PII_KINDS = ["email", "phone", "credit_card", "us_ssn", "iban", "ipv4", "ipv6"]
+KINDS = PII_KINDS + SECRET_KINDS
+
+
+def _value(rng: random.Random, fakers: dict[str, Faker], kind: str) -> tuple[str, str, str]:
+    """(value text, must-disappear value, label word used in templates)."""
+    loc = rng.choice(LOCALES)
+    f = fakers[loc]
+    if kind == "email":
+        v = f.email()
+        return v, v, "email"
+    if kind == "phone":
+        v = f.phone_number()
+        return v, v, "phone number"
+    if kind == "credit_card":
+        v = fakers["en_US"].credit_card_number(rng.choice(CARD_TYPES))
+        if rng.random() < 0.5:
+            sep = rng.choice([" ", "-"])
+            v = sep.join(v[i : i + 4] for i in range(0, len(v), 4))
+        return v, v, "card number"
+    if kind == "us_ssn":
+        v = fakers["en_US"].ssn()
+        return v, v, "SSN"
+    if kind == "iban":
+        v = fakers[rng.choice(IBAN_LOCALES)].iban()
+        if rng.random() < 0.3:
+            v = " ".join(v[i : i + 4] for i in range(0, len(v), 4))
+        return v, v, "IBAN"
+    if kind == "ipv4":
+        v = f.ipv4()
+        return v, v, "IP"
+    if kind == "ipv6":
+        v = f.ipv6()
+        return v, v, "IP"
+    text, value = _secret(rng, kind)
+    return text, value, "token"
+
+
+def _negatives(rng: random.Random, n: int) -> list[str]:
+    f = Faker("en_US")
+    f.seed_instance(rng.randint(0, 10**9))
+    makers = [
+        lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        lambda: hashlib.sha256(rng.randbytes(16)).hexdigest(),
+        lambda: hashlib.sha1(rng.randbytes(16)).hexdigest(),
+        lambda: f"trace_id={rng.randbytes(16).hex()} span_id={rng.randbytes(8).hex()}",
+        lambda: f.iso8601() + "Z",
+        lambda: f.date_time().strftime("%a, %d %b %Y %H:%M:%S +0000"),
+        lambda: (
+            f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:"
+            f"{rng.randint(0, 59):02d}.{rng.randint(0, 999):03d}"
+        ),
+        lambda: str(rng.randint(1_500_000_000, 1_800_000_000)),
+        lambda: str(rng.randint(1_500_000_000_000, 1_800_000_000_000)),
+        lambda: str(rng.randint(1_500_000_000_000_000_000, 1_800_000_000_000_000_000)),
+        lambda: f"v{rng.randint(0, 20)}.{rng.randint(0, 40)}.{rng.randint(0, 200)}",
+        lambda: f"{rng.randint(0, 20)}.{rng.randint(0, 40)}.{rng.randint(0, 200)}-rc.{rng.randint(1, 9)}",
+        lambda: rng.choice(
+            [
+                "gpt-4o-mini-2024-07-18",
+                "claude-3-5-sonnet-20241022",
+                "gemini-2.5-flash-preview-05-20",
+                "llama-3.1-405b-instruct",
+                "mistral-large-2411",
+                "text-embedding-3-large",
+            ]
+        ),
+        lambda: f"ORD-{rng.randint(2019, 2025)}-{rng.randint(0, 999999):06d}",
+        lambda: f"order #{rng.randint(10000, 99999999)}",
+        lambda: f"INV-{rng.randint(100000, 999999)}-{rng.choice(string.ascii_uppercase)}",
+        lambda: (
+            f"checkout-{_tok(rng, 'abcdef0123456789', 9)}-{_tok(rng, 'abcdefghijklmnopqrstuvwxyz0123456789', 5)}"
+        ),
+        lambda: f"sha256:{hashlib.sha256(rng.randbytes(8)).hexdigest()}",
+        lambda: f"https://{f.domain_name()}/{f.uri_path()}?page={rng.randint(1, 99)}",
+        lambda: f"/var/log/app/{f.file_name(extension='log')}",
+        lambda: f"${rng.randint(1, 99999):,}.{rng.randint(0, 99):02d}",
+        lambda: f"{rng.random() * 100:.2f}%",
+        lambda: f"took {rng.randint(1, 99999)}ms (p99 {rng.random() * 1000:.3f} ms)",
+        lambda: rng.choice(
+            [
+                "def add(a, b):\n    return a + b",
+                "for i in range(10):\n    print(i * 2)",
+                'std::map<std::string, int> m; m["k"] = 1;',
+                "SELECT count(*) FROM t WHERE id > 100;",
+                "x := []int{1, 2, 3}",
+                "if (a::b::c) { return 0x7fffffff; }",
+            ]
+        ),
+        lambda: f"HTTP/1.1 {rng.choice([200, 404, 500])} {f.word()}",
+        lambda: f.sentence(nb_words=12),
+        lambda: (
+            f"user_id={rng.randint(1, 10**6)} tenant=t-{rng.randint(1, 999)} tokens={rng.randint(1, 100000)}"
+        ),
+        lambda: (
+            f"ISBN 978-{rng.randint(0, 9)}-{rng.randint(10, 99)}-{rng.randint(100000, 999999)}-{rng.randint(0, 9)}"
+        ),
+        lambda: f"lat {f.latitude()} lon {f.longitude()}",
+        lambda: _luhn_invalid_card(rng),
+        lambda: _bad_iban(rng, f),
+        lambda: f"build {rng.randint(20200101, 20251231)}.{rng.randint(1, 9)}",
+        lambda: f"{f.user_name()} pushed {rng.randint(1, 50)} commits to main",
+    ]
+    return [rng.choice(makers)() for _ in range(n)]
+
+
+def _luhn_invalid_card(rng: random.Random) -> str:
+    from processors.pii_validators import luhn_ok
+
+    while True:
+        digits = "4" + "".join(rng.choice(string.digits) for _ in range(15))
+        if not luhn_ok(digits):
+            return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
+
+
+def _bad_iban(rng: random.Random, f: Faker) -> str:
+    iban = Faker("de_DE").iban()
+    check = int(iban[2:4])
+    return iban[:2] + f"{(check + rng.randint(1, 50)) % 97 + 2:02d}"[-2:] + iban[4:]
+
+
+def build_corpus(per_kind: int, negatives: int, seed: int = 11) -> list[Sample]:
+    rng = random.Random(seed)
+    fakers = {loc: Faker(loc) for loc in set(LOCALES) | set(IBAN_LOCALES)}
+    for i, fk in enumerate(fakers.values()):
+        fk.seed_instance(seed + i)
+    samples: list[Sample] = []
+    for kind in KINDS:
+        for _ in range(per_kind):
+            text, value, label = _value(rng, fakers, kind)
+            template = rng.choice(TEMPLATES)
+            if template.startswith('{{"role"'):
+                text = json.dumps(text)[1:-1]  # as it appears inside a JSON string
+            samples.append(Sample(kind, template.format(v=text, label=label), value))
+    samples += [Sample(None, t, "") for t in _negatives(rng, negatives)]
+    return samples
