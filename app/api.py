@@ -105,8 +105,8 @@ def create_app(
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         # Errors raised before a GenAI span exists (auth, validation, routing) are counted here;
-        # provider errors were counted with their span already.
-        if not getattr(request.state, "counted", False):
+        # model-call errors were counted with their span.
+        if not exc.already_counted:
             metrics.errors.add(
                 1,
                 {
@@ -144,21 +144,15 @@ def create_app(
         user_hash = hash_user(parsed.user, config.user_hash_salt) if parsed.user else None
         body.pop("user", None)  # the raw end-user id goes nowhere: not upstream, not to telemetry
         include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
-        request.state.counted = True
-        try:
-            response = await chat.handle(
-                body,
-                stream=parsed.stream,
-                include_usage=include_usage,
-                tenant=tenant,
-                request_id=request.state.request_id,
-                user_hash=user_hash,
-                fault=request.headers.get(FAULT_HEADER),
-            )
-        except ApiError as exc:
-            if exc.error_type == "model_not_found":
-                request.state.counted = False  # no span was started for it
-            raise
+        response = await chat.handle(
+            body,
+            stream=parsed.stream,
+            include_usage=include_usage,
+            tenant=tenant,
+            request_id=request.state.request_id,
+            user_hash=user_hash,
+            fault=request.headers.get(FAULT_HEADER),
+        )
         response.headers["x-request-id"] = request.state.request_id
         return response
 

@@ -31,7 +31,14 @@ def provider_error_response(exc: ProviderError) -> ApiError:
     if exc.retry_after_s is not None:
         headers["retry-after"] = str(max(1, round(exc.retry_after_s)))
         headers["retry-after-ms"] = str(int(exc.retry_after_s * 1000))
-    return ApiError(exc.status, exc.message, code=exc.code, error_type=exc.error_type, headers=headers)
+    return ApiError(
+        exc.status,
+        exc.message,
+        code=exc.code,
+        error_type=exc.error_type,
+        headers=headers,
+        already_counted=True,
+    )
 
 
 class ChatService:
@@ -125,7 +132,9 @@ class ChatService:
                 first = await anext(upstream)
         except StopAsyncIteration:
             call.finish(status=502, error_type="empty_upstream_stream", error_message="upstream sent nothing")
-            raise ApiError(502, "the upstream stream was empty", error_type="empty_upstream_stream") from None
+            raise ApiError(
+                502, "the upstream stream was empty", error_type="empty_upstream_stream", already_counted=True
+            ) from None
         except ProviderError as exc:
             await upstream.aclose()
             call.finish(status=exc.status, error_type=exc.error_type, error_message=exc.message)

@@ -24,6 +24,7 @@ class ApiError(Exception):
         code: str | None = None,
         error_type: str | None = None,
         headers: dict[str, str] | None = None,
+        already_counted: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -32,6 +33,7 @@ class ApiError(Exception):
         self.code = code
         self.error_type = error_type or str(status)  # the error.type telemetry value
         self.headers = headers or {}
+        self.already_counted = already_counted  # True when a GenAI span already counted this error
 
     def body(self) -> dict[str, object]:
         return {

@@ -208,7 +208,7 @@ class GenAICall:
                     span.get_span_context(),
                 ),
             )
-        self._log(status, duration, response_id, response_model, usage_attrs, error_type, ttft_s, ctx)
+        self._log(status, duration, response_id, response_model, usage_attrs, error_type, ttft_s)
         span.end()
 
     def _log(
@@ -220,7 +220,6 @@ class GenAICall:
         usage_attrs: dict[str, int],
         error_type: str | None,
         ttft_s: float | None,
-        ctx: Any,
     ) -> None:
         record: dict[str, Any] = {
             "event.name": "llm_gateway.request",

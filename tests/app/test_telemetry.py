@@ -297,20 +297,30 @@ def test_feedback_metric_and_linked_span(gateway: Gateway) -> None:
     assert fb.attributes["gen_ai.evaluation.score.value"] == 0.25
 
 
-def test_auth_and_validation_errors_are_counted(make_gateway: GatewayFactory) -> None:
-    gw = make_gateway({"tenants": [{"name": "t", "keys": ["k"]}]})
-    httpx.post(gw.base_url + "/v1/chat/completions", json={"model": "m", "messages": user_message()})
+def test_every_error_is_counted_once(make_gateway: GatewayFactory) -> None:
+    gw = make_gateway(
+        {"tenants": [{"name": "t", "keys": ["k"]}], "routes": [{"model": "m", "provider": "simulated"}]}
+    )
+    auth = {"authorization": "Bearer k"}
+    url = gw.base_url + "/v1/chat/completions"
+    httpx.post(url, json={"model": "m", "messages": user_message()})
+    httpx.post(url, json={"model": "m", "messages": []}, headers=auth)
+    httpx.post(url, json={"model": "other", "messages": user_message()}, headers=auth)
     httpx.post(
-        gw.base_url + "/v1/chat/completions",
-        json={"model": "m", "messages": []},
-        headers={"authorization": "Bearer k"},
+        url, json={"model": "m", "messages": user_message()}, headers={**auth, "x-simulated-fault": "429"}
     )
     errors = {
         (p.attributes["error.type"], p.attributes["http.response.status_code"]): p.value
         for p in gw.captured.metric_points()["llm_gateway.errors"]
     }
-    assert errors == {("invalid_api_key", 401): 1, ("invalid_request", 400): 1}
-    assert gw.captured.genai_spans() == []
+    assert errors == {
+        ("invalid_api_key", 401): 1,
+        ("invalid_request", 400): 1,
+        ("model_not_found", 404): 1,
+        ("429", 429): 1,
+    }
+    # Only the call that reached a provider has a GenAI span.
+    assert [s.attributes["error.type"] for s in gw.captured.genai_spans()] == ["429"]
 
 
 def test_sdk_disabled_emits_nothing_and_still_serves(make_gateway: GatewayFactory) -> None:
