@@ -59,8 +59,7 @@ collector:
 
 # --- Prometheus, promtool, Alertmanager (Debian packages) ----------------------------------------
 tools:
-	@missing=""; command -v prometheus >/dev/null || missing="$$missing prometheus"; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	@missing=""; { command -v prometheus && command -v promtool; } >/dev/null || missing=" prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	if [ -z "$$missing" ]; then echo "==> prometheus, promtool and alertmanager are installed"; exit 0; fi; \
 	command -v apt-get >/dev/null || { echo "error: need$$missing; install Prometheus and Alertmanager, or use Docker (compose/)" >&2; exit 1; }; \
