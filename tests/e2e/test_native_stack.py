@@ -89,11 +89,20 @@ def _exemplars_while_sending(stack: NativeStack, app: SyntheticApp, query: str) 
     return wait_for(poll, 60, f"exemplars for {query}", interval=1.0)
 
 
-def test_histogram_exemplar_links_to_an_exported_trace(
-    native_stack: NativeStack, trickle: SyntheticApp
+@pytest.mark.parametrize(
+    "query",
+    [
+        # the application's own histogram, exported by the SDK with trace-based exemplars
+        'e2e_request_duration_seconds_bucket{{job="{service}"}}',
+        # the Collector's spanmetrics connector, exemplars on
+        'traces_span_metrics_duration_seconds_bucket{{service_name="{service}"}}',
+    ],
+    ids=["sdk-histogram", "spanmetrics"],
+)
+def test_exemplars_link_to_exported_traces(
+    native_stack: NativeStack, trickle: SyntheticApp, query: str
 ) -> None:
-    query = f'e2e_request_duration_seconds_bucket{{job="{trickle.service_name}"}}'
-    exemplars = _exemplars_while_sending(native_stack, trickle, query)
+    exemplars = _exemplars_while_sending(native_stack, trickle, query.format(service=trickle.service_name))
     trace_ids = {str(ex["labels"]["trace_id"]) for ex in exemplars}  # type: ignore[index]
     assert trace_ids <= trickle.trace_ids
 
@@ -101,17 +110,6 @@ def test_histogram_exemplar_links_to_an_exported_trace(
         return trace_ids & {s["traceId"] for s in exported_spans(native_stack.traces_file)}
 
     assert wait_for(linked, 30, "an exemplar's trace in traces.jsonl")
-
-
-def test_spanmetrics_carry_exemplars_of_exported_traces(
-    native_stack: NativeStack, trickle: SyntheticApp
-) -> None:
-    query = f'traces_span_metrics_duration_seconds_bucket{{service_name="{trickle.service_name}"}}'
-    exemplars = _exemplars_while_sending(native_stack, trickle, query)
-    trace_ids = {str(ex["labels"]["trace_id"]) for ex in exemplars}  # type: ignore[index]
-    assert trace_ids <= trickle.trace_ids
-    exported = {s["traceId"] for s in exported_spans(native_stack.traces_file)}
-    assert trace_ids & exported
 
 
 def test_spanmetrics_count_every_call(native_stack: NativeStack, synthetic_traffic: SyntheticApp) -> None:
