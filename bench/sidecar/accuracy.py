@@ -72,6 +72,12 @@ def presidio_redactor() -> Redactor | None:
         )
     except ImportError:
         return None
+    import tldextract
+    from presidio_analyzer.predefined_recognizers.generic import email_recognizer
+
+    # Presidio's email check would download the public suffix list; use the snapshot bundled with tldextract
+    offline = tldextract.TLDExtract(suffix_list_urls=())
+    email_recognizer.tldextract.extract = offline  # type: ignore[attr-defined]
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (
         EmailRecognizer(),
@@ -82,7 +88,11 @@ def presidio_redactor() -> Redactor | None:
         IpRecognizer(),
     ):
         registry.add_recognizer(recognizer)
-    engine = AnalyzerEngine(registry=registry, nlp_engine=NoOpNlpEngine(), supported_languages=["en"])
+    engine = AnalyzerEngine(
+        registry=registry,
+        nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}]),
+        supported_languages=["en"],
+    )
 
     def redact(text: str) -> str:
         results = engine.analyze(text=text, language="en")
