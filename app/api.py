@@ -117,6 +117,14 @@ def create_app(
             )
         return exc.response({"x-request-id": getattr(request.state, "request_id", "")})
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Still OpenAI-shaped for clients; Starlette logs the traceback.
+        metrics.errors.add(1, {g.ERROR_TYPE: type(exc).__qualname__, "http.response.status_code": 500})
+        return ApiError(500, "The gateway hit an internal error.", code="internal_error").response(
+            {"x-request-id": getattr(request.state, "request_id", "")}
+        )
+
     def authenticate(request: Request) -> str:
         request.state.request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
         tenant = auth.tenant_for(request.headers.get("authorization"))

@@ -101,6 +101,16 @@ class ChatService:
             return await self._complete(call, chat_call)
         return await self._start_stream(call, chat_call, include_usage)
 
+    def _internal_error(self, exc: Exception) -> ApiError:
+        self.logger.error("model call failed unexpectedly", exc_info=exc)
+        return ApiError(
+            500,
+            "The gateway hit an internal error.",
+            code="internal_error",
+            error_type=type(exc).__qualname__,
+            already_counted=True,
+        )
+
     async def _complete(self, call: GenAICall, chat_call: ChatCall) -> Response:
         try:
             with trace.use_span(call.span, end_on_exit=False):
@@ -111,6 +121,9 @@ class ChatService:
         except asyncio.CancelledError:
             call.finish(status=CLIENT_CLOSED_REQUEST, error_type="client_disconnect")
             raise
+        except Exception as exc:  # a bug or an unmapped failure: the span must still end, with the cause
+            call.finish(status=500, error_type=type(exc).__qualname__, error_message=str(exc))
+            raise self._internal_error(exc) from exc
         choices = data.get("choices") or []
         call.finish(
             status=200,
@@ -144,6 +157,11 @@ class ChatService:
                 await upstream.aclose()
             call.finish(status=CLIENT_CLOSED_REQUEST, error_type="client_disconnect")
             raise
+        except Exception as exc:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
+            call.finish(status=500, error_type=type(exc).__qualname__, error_message=str(exc))
+            raise self._internal_error(exc) from exc
         ttft = time.perf_counter() - call.started
         call.record_first_chunk(ttft)
         return SSEResponse(ChatStream(call, upstream, first, ttft, include_usage, self.metrics))
@@ -265,6 +283,9 @@ class ChatStream:
             return
         except (asyncio.CancelledError, GeneratorExit):
             self._finalize(CLIENT_CLOSED_REQUEST, "client_disconnect", "the client disconnected mid-stream")
+            raise
+        except Exception as exc:
+            self._finalize(200, type(exc).__qualname__, str(exc))
             raise
         finally:
             with anyio.CancelScope(shield=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -329,3 +330,37 @@ def test_sdk_disabled_emits_nothing_and_still_serves(make_gateway: GatewayFactor
     assert resp.choices[0].message.content
     assert gw.captured.telemetry.enabled is False
     assert gw.captured.finished_spans() == []
+
+
+def test_unexpected_provider_failure_is_a_500_with_an_ended_span(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.providers.simulated import SimulatedProvider
+
+    async def broken(self: SimulatedProvider, call: Any) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(SimulatedProvider, "complete", broken)
+    raw = httpx.post(
+        gateway.base_url + "/v1/chat/completions", json={"model": "m", "messages": user_message()}
+    )
+    assert raw.status_code == 500
+    assert raw.json()["error"]["code"] == "internal_error" and "boom" not in raw.text
+    (span,) = gateway.captured.genai_spans()
+    assert span.attributes["error.type"] == "RuntimeError"
+    (err,) = gateway.captured.metric_points()["llm_gateway.errors"]
+    assert err.value == 1 and err.attributes["error.type"] == "RuntimeError"
+
+    # Streams too: the first chunk never comes.
+    async def broken_stream(self: SimulatedProvider, call: Any) -> AsyncIterator[dict[str, Any]]:
+        raise RuntimeError("boom")
+        yield {}  # an async generator, like every provider's stream()
+
+    monkeypatch.setattr(SimulatedProvider, "stream", broken_stream)
+    raw = httpx.post(
+        gateway.base_url + "/v1/chat/completions",
+        json={"model": "m", "messages": user_message(), "stream": True},
+    )
+    assert raw.status_code == 500
+    assert sum(p.value for p in gateway.captured.metric_points()["llm_gateway.errors"]) == 2
+    assert [s.attributes["error.type"] for s in gateway.captured.genai_spans()] == ["RuntimeError"] * 2
