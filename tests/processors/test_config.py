@@ -83,3 +83,9 @@ def test_flags_win_over_env_and_env_over_defaults() -> None:
     )
     with pytest.raises(SystemExit):
         parse_args([], {"SIDECAR_WORKERS": "zero"})
+
+
+def test_example_config_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "processors" / "sidecar.example.yaml"
+    pipeline = Pipeline(load_config(str(example)))
+    assert pipeline.prices.lookup("vllm", "llama-70b") is not None
