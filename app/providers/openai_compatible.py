@@ -26,6 +26,7 @@ MAX_RETRY_AFTER_S = 60.0
 
 
 def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait: ``retry-after-ms`` first, then ``retry-after`` as seconds or an HTTP date."""
     ms = headers.get("retry-after-ms")
     if ms is not None:
         try:
@@ -33,15 +34,17 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
         except ValueError:
             pass
     value = headers.get("retry-after")
-    if value is None:
+    if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_from_response(status: int, body: bytes, retry_after: float | None) -> ProviderError:
