@@ -74,6 +74,37 @@ async def test_async_non_stream_and_stream(gateway: Gateway) -> None:
     assert text == resp.choices[0].message.content  # deterministic simulated text
 
 
+async def test_async_errors_and_client_retries(gateway: Gateway) -> None:
+    """The client's own retry logic sees what it expects: 429 with retry-after-ms, retried, then raised."""
+    aclient = openai.AsyncOpenAI(
+        base_url=gateway.openai_base_url,
+        api_key="x",
+        max_retries=1,
+        timeout=10,
+        default_headers={"X-Simulated-Fault": "429"},
+    )
+    try:
+        with pytest.raises(openai.RateLimitError):
+            await aclient.chat.completions.create(model="gpt-4o-mini", messages=user_message())
+        stream = await aclient.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=user_message(),
+            stream=True,
+            extra_headers={"X-Simulated-Fault": "disconnect"},
+        )
+        with pytest.raises((openai.APIConnectionError, httpx.HTTPError)):
+            async for _ in stream:
+                pass
+    finally:
+        await aclient.close()
+    # max_retries=1: the 429 was tried twice, the broken stream once.
+    assert [s.attributes.get("error.type") for s in gateway.captured.genai_spans()] == [
+        "429",
+        "429",
+        "simulated_disconnect",
+    ]
+
+
 def test_models_list(gateway: Gateway) -> None:
     models = {m.id: m.owned_by for m in client(gateway).models.list()}
     assert models["gpt-4o-mini"] == "openai"
