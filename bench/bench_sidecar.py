@@ -30,7 +30,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
-from sidecar.accuracy import Accuracy, evaluate, presidio_redactor, sidecar_redactor  # noqa: E402
+from sidecar.accuracy import (  # noqa: E402
+    PRESIDIO_ENTITIES,
+    Accuracy,
+    evaluate,
+    presidio_redactor,
+    sidecar_redactor,
+)
 from sidecar.pii_corpus import KINDS, build_corpus  # noqa: E402
 from sidecar.workload import SPANS_PER_BATCH, Workload  # noqa: E402
 
@@ -223,32 +229,31 @@ def fmt(x: float, digits: int = 1) -> str:
 
 
 def accuracy_table(ours: Accuracy, presidio: Accuracy | None, presidio_note: str) -> list[str]:
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x * 100:.1f}%"
+
     lines = ["| type | sidecar recall | Presidio recall | samples |", "|---|---:|---:|---:|"]
     for kind in KINDS:
-        r = ours.recall(kind)
-        p = presidio.recall(kind) if presidio else None
-        from sidecar.accuracy import PRESIDIO_ENTITIES
-
-        p_text = (
-            (f"{p * 100:.1f}%" if p is not None else "n/a") if kind in PRESIDIO_ENTITIES else "no recognizer"
-        )
-        lines.append(
-            f"| {kind} | {r * 100:.1f}% | {p_text if presidio else presidio_note} | {ours.total[kind]} |"
-            if r is not None
-            else f"| {kind} | n/a | | 0 |"
-        )
-    lines.append(
-        f"| **overall** | **{ours.overall() * 100:.2f}%** | "
-        f"{f'{presidio.overall() * 100:.2f}%' if presidio else presidio_note} | {sum(ours.total.values())} |"
-    )
-    lines.append(
-        f"| benign strings altered | {ours.altered_rate() * 100:.2f}% | "
-        f"{f'{presidio.altered_rate() * 100:.2f}%' if presidio else presidio_note} | {ours.benign_total} |"
-    )
-    lines.append(
-        f"| time for the corpus | {ours.seconds:.2f} s | "
-        f"{f'{presidio.seconds:.2f} s' if presidio else presidio_note} | |"
-    )
+        if presidio is None:
+            p_text = presidio_note
+        elif kind not in PRESIDIO_ENTITIES:
+            p_text = "no recognizer"
+        else:
+            p_text = pct(presidio.recall(kind))
+        lines.append(f"| {kind} | {pct(ours.recall(kind))} | {p_text} | {ours.total.get(kind, 0)} |")
+    covered = [k for k in KINDS if k in PRESIDIO_ENTITIES]
+    p_all = f"{presidio.overall() * 100:.2f}%" if presidio else presidio_note
+    p_cov = f"{presidio.overall(covered) * 100:.2f}%" if presidio else presidio_note
+    p_alt = f"{presidio.altered_rate() * 100:.2f}%" if presidio else presidio_note
+    p_sec = f"{presidio.seconds:.2f} s" if presidio else presidio_note
+    lines += [
+        f"| **overall, all types** | **{ours.overall() * 100:.2f}%** | {p_all} | "
+        f"{sum(ours.total.values())} |",
+        f"| overall, the types Presidio covers | {ours.overall(covered) * 100:.2f}% | {p_cov} | "
+        f"{sum(ours.total.get(k, 0) for k in covered)} |",
+        f"| benign strings altered | {ours.altered_rate() * 100:.2f}% | {p_alt} | {ours.benign_total} |",
+        f"| time for the corpus | {ours.seconds:.2f} s | {p_sec} | |",
+    ]
     return lines
 
 

@@ -186,9 +186,14 @@ TRIGGERS: dict[str, tuple[str, bool]] = {
     ),
     "email": (r"@[A-Za-z0-9]", False),
     "iban": (r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}", False),
-    "credit_card": (r"\d{4}[ -]?\d{4}", False),
+    "credit_card": (r"\d{12}|\d{4}[ -]\d{4}", False),
     "us_ssn": (r"\d{3}[- ]\d{2}[- ]\d{4}", False),
     "ipv4": (r"\d\.\d{1,3}\.\d{1,3}\.\d", False),
     "ipv6": (r":[0-9A-Fa-f]{0,4}:", False),
-    "phone": (r"\+\d|\(\d\d|\d\)?[ .-]\(?\d|\d{9}", False),
+    # phone: 2 groups hold >= 8 digits, so one side has 4; 3+ groups have digits between two separators
+    "phone": (
+        r"\(?\+\d|\(\d\d|\d{4}\)?[ .-]\(?\d|\d\)?[ .-]\(?\d{4}|\d\)?[ .-]\(?\d{1,8}\)?[ .-]\(?\d"
+        r"|0\d{8}|\d{10}",
+        False,
+    ),
 }

@@ -38,8 +38,9 @@ class Accuracy:
     def recall(self, kind: str) -> float | None:
         return self.found.get(kind, 0) / self.total[kind] if self.total.get(kind) else None
 
-    def overall(self) -> float:
-        return sum(self.found.values()) / max(1, sum(self.total.values()))
+    def overall(self, kinds: list[str] | None = None) -> float:
+        keys = list(self.total) if kinds is None else [k for k in kinds if k in self.total]
+        return sum(self.found.get(k, 0) for k in keys) / max(1, sum(self.total[k] for k in keys))
 
     def altered_rate(self) -> float:
         return self.benign_altered / max(1, self.benign_total)
