@@ -58,7 +58,7 @@ class SyntheticApp:
             span.set_attribute("http.route", f"/item/{i % 5}")
             self.duration.record(0.01 * (1 + i % 7), {"route": f"/item/{i % 5}"})
             self.requests.add(1, {"route": f"/item/{i % 5}"})
-            body = f"handled synthetic request {i} {uuid.uuid4().hex[:6]}"
+            body = f"handled synthetic request {i} id={uuid.uuid4()}"
             self.log_bodies.add(body)
             self.logger.info(body)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -137,7 +138,7 @@ def test_gateway_call_is_priced_and_redacted_on_its_way_to_the_backends(native_s
         model="gpt-4o-mini", messages=[{"role": "user", "content": f"Summarise the mail from {secret_email}"}]
     )
 
-    def genai_span() -> dict[str, object] | None:
+    def genai_span() -> dict[str, Any] | None:
         for span in exported_spans(native_stack.traces_file):
             if attr(span, "gen_ai.response.id") == reply.id:
                 return span
