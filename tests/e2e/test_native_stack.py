@@ -141,7 +141,7 @@ def test_gateway_call_is_priced_and_redacted_on_its_way_to_the_backends(native_s
     def genai_span() -> dict[str, Any] | None:
         for span in exported_spans(native_stack.traces_file):
             if attr(span, "gen_ai.response.id") == reply.id:
-                return span
+                return dict(span)
         return None
 
     span = wait_for(genai_span, 30, f"the GenAI span of response {reply.id}")
