@@ -138,7 +138,7 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
         r"|0\d{8,11}"
         r"|1[3-9]\d{9}"
         r"|8\d{10}"
-        r"|[2-9]\d{9}"
+        r"|[2-9]\d{2}[2-9]\d{6}"  # NANP: area code and exchange start with 2-9
         r")(?:\s?(?:x|ext\.?)\s?\d{1,6})?" + r"(?![\w\-@]|\.\d)",
         v.phone_ok,
         shrink_at=" ",

@@ -98,10 +98,12 @@ class Sink:
 
 
 @contextmanager
-def running_sidecar(config: SidecarConfig, forward_port: int) -> Iterator[RunningServer]:
+def running_sidecar(
+    config: SidecarConfig, forward_port: int, telemetry: Telemetry | None = None
+) -> Iterator[RunningServer]:
     pipeline = Pipeline(config)
     running = start_server(
-        config, pipeline, Telemetry(None), "127.0.0.1:0", f"127.0.0.1:{forward_port}", False
+        config, pipeline, telemetry or Telemetry(None), "127.0.0.1:0", f"127.0.0.1:{forward_port}", False
     )
     try:
         yield running
