@@ -211,7 +211,7 @@ def summarise(settings: stack.Settings, load: dict[str, Any]) -> bool:
         )
     else:
         print("exemplar        none found that points to an exported trace")
-    print("Tempo, Loki and Grafana are not part of the native stack (they need Docker: compose/README.md);")
+    print("Tempo, Loki and Grafana are not part of the native stack: they need Docker (compose/README.md);")
     print("here traces and logs go to the Collector's file exporter instead.")
     print("=========================================================================")
     return bool(spans) and bool(logs) and bool(series) and linked is not None
