@@ -38,10 +38,8 @@ class Pipeline:
         regions = _LazyIndex(raw)
         cost: CostStats | None = None
         redaction: RedactionStats | None = None
-        if self.config.cost.enabled:
-            usage_at = _find_all(raw, _USAGE_MARKER)
-            if usage_at:
-                cost = enrich_costs(request, self.prices, regions.items_at(usage_at))
+        if self.config.cost.enabled and _USAGE_MARKER in raw:
+            cost = enrich_costs(request, self.prices, regions.items_containing(_USAGE_MARKER))
         if self.config.redaction.enabled:
             hits = self.scanner.scan_raw(raw)
             if hits:
@@ -97,25 +95,24 @@ class _LazyIndex:
                 found.add((region.kind, region.resource, region.scope, region.item))
         return found
 
-    def items_at(self, offsets: list[int]) -> set[tuple[int, int, int]] | None:
+    def items_containing(self, needle: bytes) -> set[tuple[int, int, int]] | None:
+        """(resource, scope, item) of every span/log record whose bytes contain ``needle``."""
         idx = self._get()
         if idx is None:
             return None
+        raw = self._raw
         found = set()
-        for offset in offsets:
-            region = idx.region_at(offset)
-            if region is not None and region.kind == wire_index.ITEM:
+        pos = raw.find(needle)
+        while pos >= 0:
+            i = idx.position_at(pos)
+            if i < 0:
+                pos = raw.find(needle, pos + 1)
+                continue
+            region = idx.regions[i]
+            if region.kind == wire_index.ITEM:
                 found.add((region.resource, region.scope, region.item))
+            pos = raw.find(needle, idx.ends[i])  # one hit per region is enough
         return found
-
-
-def _find_all(raw: bytes, needle: bytes) -> list[int]:
-    out = []
-    pos = raw.find(needle)
-    while pos >= 0:
-        out.append(pos)
-        pos = raw.find(needle, pos + 1)
-    return out
 
 
 def _metrics_recorder(signal: str, cost: CostStats | None, redaction: RedactionStats | None):  # type: ignore[no-untyped-def]

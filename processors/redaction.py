@@ -116,9 +116,9 @@ def _set_summary(attrs: Any, names: list[str]) -> None:
     for i in range(len(attrs) - 1, -1, -1):
         if attrs[i].key in (ATTR_REDACTED_COUNT, ATTR_REDACTED_TYPES):
             del attrs[i]
-    attrs.append(KeyValue(key=ATTR_REDACTED_COUNT, value=AnyValue(int_value=len(names))))
+    attrs.add(key=ATTR_REDACTED_COUNT).value.int_value = len(names)
     types = ArrayValue(values=[AnyValue(string_value=n) for n in sorted(set(names))])
-    attrs.append(KeyValue(key=ATTR_REDACTED_TYPES, value=AnyValue(array_value=types)))
+    attrs.add(key=ATTR_REDACTED_TYPES).value.array_value.CopyFrom(types)
 
 
 Regions = set[tuple[int, int, int, int]] | None

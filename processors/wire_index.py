@@ -33,10 +33,13 @@ class WireIndex:
     regions: list[Region] = field(default_factory=list)
 
     def region_at(self, offset: int) -> Region | None:
+        i = self.position_at(offset)
+        return self.regions[i] if i >= 0 else None
+
+    def position_at(self, offset: int) -> int:
+        """Index of the region holding ``offset`` (regions are sorted and disjoint), or -1."""
         i = bisect.bisect_right(self.starts, offset) - 1
-        if i >= 0 and offset < self.ends[i]:
-            return self.regions[i]
-        return None
+        return i if i >= 0 and offset < self.ends[i] else -1
 
 
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
