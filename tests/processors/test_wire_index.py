@@ -107,3 +107,26 @@ def test_index_regions_point_at_the_right_messages() -> None:
     assert at(b"B") == (ITEM, 0, 0, 1)
     assert at(b"SC") == (SCOPE, 1, 0, -1)
     assert at(b"span-C") == (ITEM, 1, 0, 0)
+
+
+def test_unindexable_bytes_fall_back_to_walking_everything(pipeline: Pipeline) -> None:
+    # an unknown group field (wire type 3/4) parses fine but the wire index refuses it: the handler must then
+    # walk every span rather than none
+    from tests.processors.helpers import span, trace_request
+
+    raw = (
+        trace_request(
+            span(
+                "s",
+                {
+                    "m": "mail bob@example.com",
+                    "gen_ai.request.model": "gpt-4o",
+                    "gen_ai.usage.input_tokens": 10,
+                },
+            )
+        ).SerializeToString()
+        + b"\x1b\x1c"
+    )
+    out = pipeline.process_traces(raw).payload
+    assert b"bob@example.com" not in out
+    assert b"gen_ai.usage.cost" in out
