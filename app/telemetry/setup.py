@@ -99,9 +99,11 @@ def _otlp_exporters(env: Mapping[str, str]) -> tuple[SpanExporter, MetricReader,
         return DEFAULT_GRPC_ENDPOINT if protocol == "grpc" else f"{DEFAULT_HTTP_ENDPOINT}{path}"
 
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        # The SDK's gRPC exporters with a cheaper span/log encoder (app/telemetry/otlp_encode.py).
+        from app.telemetry.otlp_encode import FastOTLPLogExporter as OTLPLogExporter
+        from app.telemetry.otlp_encode import FastOTLPSpanExporter as OTLPSpanExporter
     elif protocol in ("http/protobuf", "http"):
         from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # type: ignore[assignment]
             OTLPLogExporter,

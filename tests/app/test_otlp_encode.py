@@ -1,0 +1,124 @@
+"""The gateway's span/log encoder must produce exactly what the SDK's OTLP encoder produces."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from app.telemetry.otlp_encode import LogEncoder, SpanEncoder
+
+ODD_VALUES: dict[str, Any] = {
+    "s": "plain",
+    "unicode": "héllo ✓ 日本",
+    "empty": "",
+    "t": True,
+    "f": False,
+    "zero": 0,
+    "one": 1,
+    "neg": -5,
+    "big": 2**62,
+    "float": 0.25,
+    "nan-free float zero": 0.0,
+    "strs": ["stop", "length"],
+    "ints": [1, 2, 3],
+    "bools": [True, False],
+    "floats": [0.5],
+    "empty list": [],
+    "bytes": b"\x00\x01",
+}
+
+
+def _spans() -> list[Any]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "enc", "deployment.environment.name": "t"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    a = provider.get_tracer("app.gateway", "1.0")
+    b = provider.get_tracer("app.gateway", "1.0")  # same scope, another tracer object
+    c = provider.get_tracer("fastapi", "0.1", schema_url="https://opentelemetry.io/schemas/1.44.0")
+    remote = SpanContext(
+        0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("k", "v")])
+    )
+    with c.start_as_current_span(
+        "POST /v1/chat/completions",
+        kind=SpanKind.SERVER,
+        context=trace.set_span_in_context(trace.NonRecordingSpan(remote)),
+    ):
+        with a.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=ODD_VALUES) as span:
+            span.add_event("gen_ai.upstream.retry", {"error.type": "429", "llm_gateway.retry.attempt": 1})
+            span.set_status(Status(StatusCode.ERROR, "upstream said no"))
+        with b.start_as_current_span("feedback", links=[Link(remote, {"x": 1})]) as span:
+            span.set_attribute("gen_ai.evaluation.score.value", 0.5)
+            span.set_status(Status(StatusCode.OK))
+    a.start_span("no attributes").end()
+    for i in range(3):  # repeated values come from the cache
+        with a.start_as_current_span("chat gpt-4o-mini", attributes={"n": i % 2, "model": "gpt-4o-mini"}):
+            pass
+    return list(exporter.get_finished_spans())
+
+
+def test_spans_encode_exactly_as_the_sdk() -> None:
+    spans = _spans()
+    encoder = SpanEncoder()
+    for _ in range(2):  # the second pass is served from the caches
+        ours = ExportTraceServiceRequest.FromString(encoder.encode(spans))
+        assert ours == encode_spans(spans)
+    assert encoder.encode([]) == b""
+
+
+def test_span_attribute_cache_is_bounded(monkeypatch: Any) -> None:
+    import app.telemetry.otlp_encode as mod
+
+    monkeypatch.setattr(mod, "_CACHE_LIMIT", 4)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for i in range(20):
+        tracer.start_span("s", attributes={"id": f"req_{i}", "same": "x"}).end()
+    spans = exporter.get_finished_spans()
+    encoder = SpanEncoder()
+    assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
+    assert len(encoder._attrs._items) <= 4
+
+
+def test_logs_encode_exactly_as_the_sdk() -> None:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "enc"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("app.gateway")
+    tracer_provider = TracerProvider()
+    with tracer_provider.get_tracer("t").start_as_current_span("chat") as span:
+        ctx = trace.set_span_in_context(span)
+        logger.emit(
+            timestamp=time.time_ns(),
+            context=ctx,
+            severity_number=SeverityNumber.INFO,
+            severity_text="INFO",
+            body="chat completion ok",
+            attributes={**ODD_VALUES, "llm_gateway.request.id": "req_1"},
+            event_name="llm_gateway.request",
+        )
+    logger.emit(severity_number=SeverityNumber.WARN, severity_text="WARN", body=None)
+    logger.emit(body={"structured": [1, 2]}, attributes={"k": "v"})
+    logger.emit(body=["a", "b"])
+    logger.emit(body=3)
+    logs = exporter.get_finished_logs()
+    encoder = LogEncoder()
+    for _ in range(2):
+        assert ExportLogsServiceRequest.FromString(encoder.encode(logs)) == encode_logs(logs)
