@@ -27,7 +27,7 @@ from app.routing import Router
 from app.schemas import ChatCompletionRequest, FeedbackRequest, ValidationError, first_error
 from app.telemetry import genai as g
 from app.telemetry.metrics import GatewayMetrics
-from app.telemetry.setup import Telemetry, setup_telemetry
+from app.telemetry.setup import MeterProviderWithout, Telemetry, setup_telemetry
 from app.tenants import Authenticator, hash_user
 
 FAULT_HEADER = "x-simulated-fault"
@@ -253,7 +253,7 @@ def create_app(
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=telemetry.tracer_provider,
-            meter_provider=telemetry.meter_provider,
+            meter_provider=MeterProviderWithout(telemetry.meter_provider),  # type: ignore[arg-type]
             excluded_urls="healthz,readyz",
             exclude_spans=["receive", "send"],
         )

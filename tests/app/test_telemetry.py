@@ -174,6 +174,10 @@ def test_metrics_have_semconv_buckets_and_trace_exemplars(gateway: Gateway) -> N
     http = gateway.captured.metric("http.server.request.duration")
     assert http.unit == "s"
     assert any(p.attributes.get("http.route") == "/v1/chat/completions" for p in http.data.data_points)
+    names = set(gateway.captured.metric_points())
+    assert "http.server.active_requests" in names
+    # Body sizes are never recorded (the instrumentation gets no-op histograms for them).
+    assert not names & {"http.server.request.body.size", "http.server.response.body.size"}
 
 
 def test_latest_experimental_adds_inference_metrics(make_gateway: GatewayFactory) -> None:
