@@ -19,6 +19,7 @@ from app import __version__
 from app.errors import ApiError
 from app.genai_call import CallMeta, CardinalityGuard, GenAICall, ResponseIndex
 from app.providers.base import ChatCall, ProviderError, SimulatedDisconnect
+from app.request_log import RequestLog
 from app.routing import Router, UnknownModel
 from app.telemetry.metrics import GatewayMetrics
 from app.telemetry.setup import Telemetry
@@ -49,6 +50,7 @@ class ChatService:
         self.telemetry = telemetry
         self.metrics = metrics
         self.logger = logger
+        self.request_log = RequestLog(logger)
         self.tracer = telemetry.tracer_provider.get_tracer("app.gateway", __version__)
         self.model_guard = CardinalityGuard()
         self.responses = ResponseIndex()
@@ -86,7 +88,7 @@ class ChatService:
         call = GenAICall(
             tracer=self.tracer,
             metrics=self.metrics,
-            logger=self.logger,
+            request_log=self.request_log,
             provider=route.provider,
             meta=meta,
             body=body,

@@ -12,7 +12,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.providers.base import Provider
-from app.request_log import ATTRS_KEY
+from app.request_log import RequestLog
 from app.telemetry import genai as g
 from app.telemetry.metrics import GatewayMetrics
 
@@ -76,7 +76,7 @@ class GenAICall:
         *,
         tracer: trace.Tracer,
         metrics: GatewayMetrics,
-        logger: logging.Logger,
+        request_log: RequestLog,
         provider: Provider,
         meta: CallMeta,
         body: dict[str, Any],
@@ -87,7 +87,7 @@ class GenAICall:
         self.meta = meta
         self.provider = provider
         self.metrics = metrics
-        self.logger = logger
+        self.request_log = request_log
         self.capture = capture_content
         self.responses = responses
         self._guard = model_guard
@@ -222,7 +222,6 @@ class GenAICall:
         ttft_s: float | None,
     ) -> None:
         record: dict[str, Any] = {
-            "event.name": "llm_gateway.request",
             g.REQUEST_ID: self.meta.request_id,
             g.TENANT: self.meta.tenant,
             g.REQUEST_MODEL: self.meta.upstream_model,
@@ -248,12 +247,10 @@ class GenAICall:
             record[g.ENDUSER_PSEUDO_ID] = self.meta.user_hash
         if self._prompt_preview is not None:
             record["llm_gateway.prompt.preview"] = self._prompt_preview
-        level = logging.INFO if error_type is None else logging.WARNING
-        token = trace.use_span(self.span, end_on_exit=False)
-        with token:
-            self.logger.log(
-                level,
-                "chat completion %s",
-                "ok" if error_type is None else error_type,
-                extra={ATTRS_KEY: record},
-            )
+        self.request_log.emit(
+            logging.INFO if error_type is None else logging.WARNING,
+            "chat completion ok" if error_type is None else f"chat completion {error_type}",
+            "llm_gateway.request",
+            record,
+            self.context,
+        )

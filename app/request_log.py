@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, SeverityNumber
-from opentelemetry.context import get_current
+from opentelemetry.context import Context, get_current
 
 _SEVERITY = {
     logging.DEBUG: SeverityNumber.DEBUG,
@@ -47,11 +47,14 @@ class OtlpLogHandler(logging.Handler):
         )
 
 
+def _iso_ts(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
+
+
 class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _iso_ts(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -85,3 +88,64 @@ def close_logger(logger: logging.Logger) -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
+
+
+class RequestLog:
+    """The per-request record, written like a ``logger.log(level, body, extra={ATTRS_KEY: attrs})`` call.
+
+    It takes the same route as the gateway logger's handlers (the OTLP handler's Logs API logger, the JSON
+    stderr handler's stream) and produces the same OTLP record and JSON line, without building a
+    ``logging.LogRecord`` and passing it through the logging machinery on every request, and with the
+    model call's span context passed explicitly instead of attached around the call.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._otlp = next((h._logger for h in logger.handlers if isinstance(h, OtlpLogHandler)), None)
+        self._stderr = next(
+            (
+                h
+                for h in logger.handlers
+                if isinstance(h, logging.StreamHandler) and isinstance(h.formatter, JsonLineFormatter)
+            ),
+            None,
+        )
+
+    def emit(self, level: int, body: str, event_name: str, attrs: dict[str, Any], context: Context) -> None:
+        if not self._logger.isEnabledFor(level):
+            return
+        now_ns = time.time_ns()
+        if self._otlp is not None:
+            level_name = logging.getLevelName(level)
+            self._otlp.emit(
+                timestamp=now_ns,
+                context=context,
+                severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
+                severity_text=_SEVERITY_TEXT.get(level_name, level_name),
+                body=body,
+                attributes=attrs,
+                event_name=event_name,
+            )
+        handler = self._stderr
+        if handler is not None:
+            out: dict[str, Any] = {
+                "ts": _iso_ts(now_ns / 1e9),
+                "level": logging.getLevelName(level),
+                "logger": self._logger.name,
+                "msg": body,
+            }
+            ctx = trace.get_current_span(context).get_span_context()
+            if ctx.is_valid:
+                out["trace_id"] = format(ctx.trace_id, "032x")
+                out["span_id"] = format(ctx.span_id, "016x")
+            out["event.name"] = event_name
+            out.update(attrs)
+            line = json.dumps(out, default=str, ensure_ascii=False) + "\n"
+            handler.acquire()
+            try:
+                handler.stream.write(line)
+                handler.flush()
+            except Exception:  # as logging does: a broken stderr must not fail the request
+                handler.handleError(logging.makeLogRecord({"msg": body}))
+            finally:
+                handler.release()
