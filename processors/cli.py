@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_LISTEN = "127.0.0.1:4319"
 DEFAULT_FORWARD = "127.0.0.1:14317"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -63,15 +68,15 @@ def parse_args(argv: list[str] | None = None, environ: dict[str, str] | None = N
     parser.add_argument(
         "--log-level",
         default=None,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        choices=LOG_LEVELS,
         help="stderr JSON log level (env SIDECAR_LOG_LEVEL, default INFO)",
     )
     ns = parser.parse_args(argv)
 
-    def from_env(name: str, conv: object, default: str) -> object:
+    def from_env(name: str, conv: Callable[[str], T], default: str) -> T:
         raw = env.get(name, "") or default
         try:
-            return conv(raw)  # type: ignore[operator]
+            return conv(raw)
         except argparse.ArgumentTypeError as exc:
             parser.error(f"{name}: {exc}")
 
@@ -80,4 +85,6 @@ def parse_args(argv: list[str] | None = None, environ: dict[str, str] | None = N
     workers = ns.workers or from_env("SIDECAR_WORKERS", _workers, "1")
     config = ns.config or env.get("SIDECAR_CONFIG") or None
     level = ns.log_level or env.get("SIDECAR_LOG_LEVEL", "INFO").upper()
-    return Options(str(listen), str(forward), config, int(str(workers)), level)
+    if level not in LOG_LEVELS:
+        parser.error(f"SIDECAR_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return Options(listen, forward, config, workers, level)

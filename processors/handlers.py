@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -115,7 +116,9 @@ class _LazyIndex:
         return found
 
 
-def _metrics_recorder(signal: str, cost: CostStats | None, redaction: RedactionStats | None):  # type: ignore[no-untyped-def]
+def _metrics_recorder(
+    signal: str, cost: CostStats | None, redaction: RedactionStats | None
+) -> Callable[[Telemetry], None] | None:
     if (cost is None or not cost.changed) and (redaction is None or not redaction.changed):
         return None
 

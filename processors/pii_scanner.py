@@ -249,9 +249,6 @@ class PiiScanner:
         digest = hmac.new(self._hmac_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
         return self._hmac_format.format(type=label, hmac=digest[: self._hmac_length])
 
-    def label_of(self, name: str) -> str:
-        return name.upper()
-
 
 def _normalise_key(key: str) -> str:
     return key.strip().lower().replace("-", "_")
