@@ -167,20 +167,25 @@ class GenAICall:
         span = self.span
         usage_attrs = g.usage_attributes(usage)
         if response_model:
-            span.set_attribute(g.RESPONSE_MODEL, response_model)
             self.metric_attrs[g.RESPONSE_MODEL] = self._guard(response_model)
-        if response_id:
-            span.set_attribute(g.RESPONSE_ID, response_id)
-        if finish_reasons:
-            span.set_attribute(g.RESPONSE_FINISH_REASONS, finish_reasons)
-        if system_fingerprint:
-            span.set_attribute(g.OPENAI_SYSTEM_FINGERPRINT, system_fingerprint)
-        if usage_attrs:
-            span.set_attributes(usage_attrs)
-        if self.capture and choices is not None:
-            span.set_attribute(g.OUTPUT_MESSAGES, g.output_messages(choices))
+        if span.is_recording():  # not for traces sampled out
+            # One set_attributes call: the SDK takes its lock and validates once per call.
+            end_attrs: dict[str, Any] = {}
+            if response_model:
+                end_attrs[g.RESPONSE_MODEL] = response_model
+            if response_id:
+                end_attrs[g.RESPONSE_ID] = response_id
+            if finish_reasons:
+                end_attrs[g.RESPONSE_FINISH_REASONS] = finish_reasons
+            if system_fingerprint:
+                end_attrs[g.OPENAI_SYSTEM_FINGERPRINT] = system_fingerprint
+            end_attrs.update(usage_attrs)
+            if self.capture and choices is not None:
+                end_attrs[g.OUTPUT_MESSAGES] = g.output_messages(choices)
+            if error_type is not None:
+                end_attrs[g.ERROR_TYPE] = error_type
+            span.set_attributes(end_attrs)
         if error_type is not None:
-            span.set_attribute(g.ERROR_TYPE, error_type)
             span.set_status(Status(StatusCode.ERROR, error_message or error_type))
         ctx = self.context
         self.metrics.record_call(

@@ -132,7 +132,8 @@ class GatewayMetrics:
         ctx: Context | None,
     ) -> None:
         """One finished model call. ``ctx`` holds the GenAI span, so exemplars point at it."""
-        duration_attrs = dict(attrs) if error_type is None else {**attrs, "error.type": error_type}
+        # The SDK copies attributes per measurement; no defensive copy here.
+        duration_attrs = attrs if error_type is None else {**attrs, "error.type": error_type}
         self.operation_duration.record(duration_s, duration_attrs, context=ctx)
         if self.latest:
             self.inf_duration.record(duration_s, duration_attrs, context=ctx)
