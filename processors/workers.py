@@ -23,7 +23,11 @@ def _check_port_free(listen: str) -> None:
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, int(port)))  # no SO_REUSEPORT: fails if anyone else holds the port
+        # SO_REUSEADDR: connections of a previous run in TIME_WAIT are fine; a listener is not.
+        # No SO_REUSEPORT: fails if anyone else (another sidecar, any server) listens on the port.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, int(port)))
+        s.listen(1)
 
 
 def supervise(opts: Options) -> int:
