@@ -98,6 +98,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # FastAPI's own (native) OpenTelemetry support stays off: the server spans and HTTP metrics come
+        # from opentelemetry-instrumentation-fastapi, which already makes it stand down, but only after a
+        # per-request check of the providers and the middleware stack.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.telemetry = telemetry
     app.state.chat = chat
