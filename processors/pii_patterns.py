@@ -197,3 +197,15 @@ TRIGGERS: dict[str, tuple[str, bool]] = {
         False,
     ),
 }
+
+# The scan of whole raw batches only needs to know *where* something may be, not which type it is. There the
+# pure digit-run alternatives of phone and credit_card (0\d{8}, \d{10}, \d{12}) are served by one shared
+# \d{9}, which each of them contains: one digit-run automaton instead of three (~1.5 ms less per 1.4 MB).
+RAW_TRIGGER_OVERRIDES: dict[str, tuple[str, bool]] = {
+    "phone": (
+        r"\(?\+\d|\(\d\d|\d{4}\)?[ .-]\(?\d|\d\)?[ .-]\(?\d{4}|\d\)?[ .-]\(?\d{1,8}\)?[ .-]\(?\d",
+        False,
+    ),
+    "credit_card": (r"\d{4}[ -]\d{4}", False),
+}
+RAW_DIGIT_RUN: tuple[str, bool] = (r"\d{9}", False)

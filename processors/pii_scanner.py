@@ -16,7 +16,13 @@ import hyperscan
 
 from processors import pii_validators
 from processors.config_loader import ConfigError
-from processors.pii_patterns import BUILTIN_TYPES, TRIGGERS, PiiType
+from processors.pii_patterns import (
+    BUILTIN_TYPES,
+    RAW_DIGIT_RUN,
+    RAW_TRIGGER_OVERRIDES,
+    TRIGGERS,
+    PiiType,
+)
 from processors.redaction_config import RedactionConfig
 
 SECRET_LABEL = "SECRET"
@@ -82,7 +88,11 @@ class PiiScanner:
             + "|".join(re.escape(r).replace("_", "[_-]") for r in self._secret_rules)
             + ")(?:[^a-z0-9]|$)"
         )
-        raw_patterns = list(triggers)
+        raw_patterns = [
+            RAW_TRIGGER_OVERRIDES.get(t.name, trigger) for t, trigger in zip(types, triggers, strict=True)
+        ]
+        if any(t.name in RAW_TRIGGER_OVERRIDES for t in types):
+            raw_patterns.append(RAW_DIGIT_RUN)
         if self._secret_rules:
             raw_patterns.append((key_regex, True))
         self._raw_db = _compile(raw_patterns) if raw_patterns else None
