@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -53,6 +54,7 @@ class Result:
     cpu_s: float
     p50_ms: float
     p99_ms: float
+    other_threads_cpu_s: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -62,6 +64,10 @@ class Result:
     def cpu_us_per_req(self) -> float:
         return self.cpu_s / max(self.requests, 1) * 1e6
 
+    @property
+    def other_threads_us_per_req(self) -> float:
+        return self.other_threads_cpu_s / max(self.requests, 1) * 1e6
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -69,9 +75,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(whole process, threads other than the main one: span/log batch processors, metric reader, gRPC)."""
+    other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        if task.name != str(pid):
+            # A thread that just ended: its time is in the process total.
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                other += _cpu_seconds(task / "stat")
+    return _cpu_seconds(Path(f"/proc/{pid}/stat")), other
 
 
 MODES: dict[str, dict[str, str]] = {
@@ -90,7 +107,7 @@ BASELINE = "OTEL_SDK_DISABLED=true"
 
 
 class GatewayUnderTest:
-    def __init__(self, mode_env: dict[str, str], sink_endpoint: str) -> None:
+    def __init__(self, mode_env: dict[str, str], sink_endpoint: str, ablate: str | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -105,8 +122,12 @@ class GatewayUnderTest:
             "OTEL_SERVICE_NAME": "gateway-bench",
             **mode_env,
         }
+        command = [sys.executable, "-m", "app"]
+        if ablate is not None:  # the --breakdown runs: the gateway with parts of its instrumentation off
+            env["ABLATE"] = ablate
+            command = [sys.executable, str(HERE / "gateway" / "ablate.py")]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--port", str(self.port)],
+            [*command, "--port", str(self.port)],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -146,11 +167,11 @@ def drive(port: int, stream: bool, duration: float, concurrency: int) -> tuple[l
 
 def measure(gw: GatewayUnderTest, mode: str, workload: str, duration: float, concurrency: int) -> Result:
     drive(gw.port, workload == "stream", min(1.0, duration / 4), concurrency)  # warm-up
-    cpu0, t0 = process_cpu_seconds(gw.proc.pid), time.perf_counter()
+    (cpu0, other0), t0 = process_cpu_seconds(gw.proc.pid), time.perf_counter()
     lat, errors = drive(gw.port, workload == "stream", duration, concurrency)
     n = len(lat)
     elapsed = time.perf_counter() - t0
-    cpu = process_cpu_seconds(gw.proc.pid) - cpu0
+    cpu1, other1 = process_cpu_seconds(gw.proc.pid)
     lat.sort()
     return Result(
         mode,
@@ -158,9 +179,10 @@ def measure(gw: GatewayUnderTest, mode: str, workload: str, duration: float, con
         n,
         errors,
         elapsed,
-        cpu,
+        cpu1 - cpu0,
         lat[len(lat) // 2] * 1e3,
         lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3,
+        other1 - other0,
     )
 
 
@@ -176,10 +198,71 @@ def median_result(results: list[Result]) -> Result:
             sum(r.cpu_s for r in results),
             statistics.median(r.p50_ms for r in results),
             statistics.median(r.p99_ms for r in results),
+            sum(r.other_threads_cpu_s for r in results),
         )
         if len(results) > 1
         else best
     )
+
+
+# --breakdown: (label, mode env, ABLATE parts or None for `python -m app`)
+FULL = "instrumented, all traces"
+BREAKDOWN: list[tuple[str, dict[str, str], str | None]] = [
+    (BASELINE, MODES[BASELINE], None),
+    (FULL, MODES[FULL], ""),
+    ("without the FastAPI instrumentation (server span, HTTP metrics)", MODES[FULL], "fastapi"),
+    ("without the GenAI span", MODES[FULL], "genai_span"),
+    ("without the GenAI call metrics", MODES[FULL], "genai_metrics"),
+    ("without the per-request log record", MODES[FULL], "request_log"),
+    (
+        "without all four (SDK set up, nothing recorded)",
+        MODES[FULL],
+        "fastapi,genai_span,genai_metrics,request_log",
+    ),
+]
+
+
+def run_breakdown(duration: float, rounds: int, concurrency: int) -> list[str]:
+    """Non-stream only: what each part of the instrumentation adds, as full minus a gateway without it."""
+    sink = OtlpSink().start()  # its own sink, so the main run's counts stay the main run's
+    results: dict[str, list[Result]] = {}
+    labels = [label for label, _, _ in BREAKDOWN]
+    try:
+        gateways = {label: GatewayUnderTest(env, sink.endpoint, ablate) for label, env, ablate in BREAKDOWN}
+        try:
+            for r in range(rounds):
+                for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+                    res = measure(gateways[label], label, "non-stream", duration, concurrency)
+                    results.setdefault(label, []).append(res)
+                    print(
+                        f"breakdown {r + 1}/{rounds} {label[:50]:50s} {res.rps:8.1f} req/s "
+                        f"cpu {res.cpu_us_per_req:7.1f} us/req",
+                        file=sys.stderr,
+                    )
+        finally:
+            for gw in gateways.values():
+                gw.stop()
+    finally:
+        time.sleep(0.5)
+        sink.stop()
+    med = {label: median_result(rs) for label, rs in results.items()}
+    rps = {label: statistics.median(r.rps for r in rs) for label, rs in results.items()}
+    full = med[FULL].cpu_us_per_req
+    lines = [
+        "",
+        "Per-component cost (non-stream, same load; each part's cost = the full instrumented gateway's CPU "
+        "minus that of a gateway without the part, via bench/gateway/ablate.py):",
+        "",
+        "| gateway | req/s | gateway CPU us/req | of which export threads | vs full: CPU us/req saved |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label in labels:
+        saved = "" if label == FULL else f"{full - med[label].cpu_us_per_req:.0f}"
+        lines.append(
+            f"| {label} | {rps[label]:.0f} | {med[label].cpu_us_per_req:.0f} | "
+            f"{med[label].other_threads_us_per_req:.0f} | {saved} |"
+        )
+    return lines
 
 
 def main() -> int:
@@ -191,6 +274,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "gateway.md")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also measure gateways with one part of the instrumentation off each (non-stream): the added "
+        "CPU per component (~2 more minutes, ~40 s with --quick)",
+    )
     args = parser.parse_args()
     duration = args.duration or (4.0 if args.quick else 8.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -219,14 +308,15 @@ def main() -> int:
     finally:
         time.sleep(0.5)
         sink.stop()
+    breakdown = run_breakdown(duration, rounds, args.concurrency) if args.breakdown else []
 
     lines = [
         f"Gateway overhead (simulated provider, zero latency, {args.concurrency} keep-alive connections, "
         f"{rounds} rotated round(s) of {duration:.0f} s per mode, medians).",
         "",
-        "| workload | mode | req/s | p50 ms | p99 ms | gateway CPU us/req | throughput vs baseline | "
-        "added CPU us/req |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| workload | mode | req/s | p50 ms | p99 ms | gateway CPU us/req | of which export threads | "
+        "throughput vs baseline | added CPU us/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ratios: dict[str, list[float]] = {}
     for workload in ("non-stream", "stream"):
@@ -240,7 +330,7 @@ def main() -> int:
             added = "" if mode == BASELINE else f"{res.cpu_us_per_req - base.cpu_us_per_req:.0f}"
             lines.append(
                 f"| {workload} | {mode} | {rps:.0f} | {res.p50_ms:.2f} | {res.p99_ms:.2f} | "
-                f"{res.cpu_us_per_req:.0f} | {ratio:.2f}x | {added} |"
+                f"{res.cpu_us_per_req:.0f} | {res.other_threads_us_per_req:.0f} | {ratio:.2f}x | {added} |"
             )
     errors = sum(r.errors for rs in results.values() for r in rs)
     lines.append("")
@@ -256,6 +346,7 @@ def main() -> int:
         f"- Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, one uvicorn worker; the load "
         "client shares the machine, so compare ratios within this run, not absolute numbers.",
     ]
+    lines += breakdown
     table = "\n".join(lines)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,23 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def wait_listeners(port: int, count: int, timeout: float = 60.0) -> None:
+    """Until ``count`` sockets listen on ``port`` (one per --workers process, thanks to SO_REUSEPORT): a
+    client connecting earlier would put all its connections on the workers that happened to be up."""
+    deadline = time.monotonic() + timeout
+    suffix = f":{port:04X}"
+    while time.monotonic() < deadline:
+        rows = [  # gRPC may listen on a dual-stack IPv6 socket with a v4-mapped address
+            line.split()
+            for table in ("/proc/net/tcp", "/proc/net/tcp6")
+            for line in Path(table).read_text().splitlines()[1:]
+        ]
+        if sum(1 for r in rows if r[1].endswith(suffix) and r[3] == "0A") >= count:  # 0A = LISTEN
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"fewer than {count} workers listen on port {port}")
+
+
 def wait_accepting(port: int, payload: bytes, method: str, timeout: float = 30.0) -> None:
     """Until one real export succeeds end to end (the target is up and its downstream reachable)."""
     deadline = time.monotonic() + timeout
@@ -334,6 +351,7 @@ def main() -> int:
             print(f"sidecar --workers {n} on cores 0-1 ...", flush=True)
             port = free_port()
             with process(pinned("0,1", sidecar_argv(port, sink_port, n)), env=metrics_env) as proc:
+                wait_listeners(port, n)
                 wait_accepting(port, traces[0], TRACE_METHOD)
                 cpu0 = cpu_seconds(proc.pid)
                 workers[n] = drive(port, TRACE_METHOD, traces, 8, seconds)

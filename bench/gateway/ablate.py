@@ -1,0 +1,60 @@
+"""Run the gateway (``python -m app`` arguments) with parts of its instrumentation switched off.
+
+For the benchmark's per-component breakdown only (``bench_gateway.py --breakdown``): the added CPU of a part
+is the instrumented gateway's CPU per request minus that of a gateway without the part. ``ABLATE`` is a
+comma-separated list of:
+
+- ``fastapi``: no opentelemetry-instrumentation-fastapi (no server spans, no HTTP server metrics)
+- ``genai_span``: the GenAI ``chat {model}`` span is a no-op span (metrics lose their exemplars)
+- ``genai_metrics``: no GenAI call metrics (operation duration, token usage)
+- ``request_log``: no per-request log record
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+PARTS = ("fastapi", "genai_span", "genai_metrics", "request_log")
+
+
+def apply(parts: set[str]) -> None:
+    unknown = parts - set(PARTS)
+    if unknown:
+        raise SystemExit(f"ABLATE: unknown part(s) {sorted(unknown)}; known: {', '.join(PARTS)}")
+    if "fastapi" in parts:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app = staticmethod(lambda *a, **k: None)  # type: ignore[method-assign]
+    if "genai_metrics" in parts:
+        from app.telemetry.metrics import GatewayMetrics
+
+        GatewayMetrics.record_call = lambda *a, **k: None  # type: ignore[method-assign]
+    if "request_log" in parts:
+        from app.request_log import RequestLog
+
+        RequestLog.emit = lambda *a, **k: None  # type: ignore[method-assign]
+    if "genai_span" in parts:
+        from opentelemetry import trace
+
+        import app.chat
+
+        init = app.chat.ChatService.__init__
+
+        def without_span(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            self.tracer = trace.NoOpTracer()
+
+        app.chat.ChatService.__init__ = without_span  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    apply(set(filter(None, os.environ.get("ABLATE", "").split(","))))
+    from app.__main__ import main
+
+    sys.argv = ["python -m app", *sys.argv[1:]]
+    sys.exit(main())
