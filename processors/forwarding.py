@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -167,7 +168,9 @@ class ExportForwarder:
         telemetry.forwarded(self.signal)
         return response
 
-    def _fail(self, context: grpc.ServicerContext, code: grpc.StatusCode, kind: str, message: str) -> None:
+    def _fail(
+        self, context: grpc.ServicerContext, code: grpc.StatusCode, kind: str, message: str
+    ) -> NoReturn:
         self._telemetry.forward_errors.add(1, {"signal": self.signal, "kind": kind})
         outcome = (
             "rejected"

@@ -43,6 +43,8 @@ class WireIndex:
 
 
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    if pos < end and buf[pos] < 0x80:  # one-byte varints (tags, short lengths) are the common case
+        return buf[pos], pos + 1
     result = shift = 0
     while True:
         if pos >= end or shift > 63:
