@@ -38,6 +38,8 @@ class _Detector:
     partial: bool  # replace only the group named "v"
     shrink_at: str
     shrink_prefix: str
+    needs_context: Callable[[str], bool] | None
+    context_ok: Callable[[str, int, int], bool] | None
 
 
 class PiiScanner:
@@ -66,6 +68,8 @@ class PiiScanner:
                     "v" in pattern.groupindex,
                     t.shrink_at,
                     t.shrink_prefix,
+                    t.needs_context,
+                    t.context_ok,
                 )
             )
         self._hmac_key = config.hmac_key() if config.mode == "hmac" else None
@@ -177,23 +181,48 @@ class PiiScanner:
         for det_id in sorted(detector_ids):  # lower id = higher priority
             det = self.detectors[det_id]
             pos = 0
+            regroup = -1  # where a search restarted inside a rejected run of groups
             while True:
                 m = det.pattern.search(text, pos)
                 if m is None:
                     break
+                if m.start() == regroup and len(pii_validators.digits_of(m.group(0))) < 13:
+                    # the tail of a longer rejected number ("4627 5068 6747 7180" → "5068 6747 7180") only
+                    # counts as a card of usual length, not as a 12-digit Maestro that passed Luhn by chance
+                    pos = regroup = self._next_group(det, text, m)
+                    continue
                 if not det.validator(m.group(0)):
                     shorter = self._shrunk(det, text, m) if det.shrink_at else None
                     if shorter is None:
-                        pos = m.end()
+                        # "pid 1000 4000 0000 0000 6": the number before swallowed the card; look again from
+                        # the next group, not after the whole rejected match
+                        pos = regroup = self._next_group(det, text, m)
                         continue
                     m = shorter
                 pos = m.end()
+                if (
+                    det.needs_context is not None
+                    and det.context_ok is not None
+                    and det.needs_context(m.group(0))
+                    and not det.context_ok(text, m.start(), m.end())
+                ):
+                    continue
                 start, end = m.span("v") if det.partial else m.span()
                 if start == end or any(start < e and s < end for s, e, _ in found):
                     continue
                 found.append((start, end, det_id))
         found.sort()
         return found
+
+    @staticmethod
+    def _next_group(det: _Detector, text: str, m: re.Match[str]) -> int:
+        start, end = m.span()
+        if det.shrink_prefix:
+            return end  # phone: a digit run rejected as a whole is not combed for a number inside it
+        for i in range(start + 1, end - 1):
+            if text[i] in det.shrink_at:
+                return i + 1
+        return end
 
     @staticmethod
     def _shrunk(det: _Detector, text: str, m: re.Match[str]) -> re.Match[str] | None:

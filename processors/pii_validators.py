@@ -182,8 +182,13 @@ def ipv6_ok(candidate: str) -> bool:
 _DATE_LIKE = re.compile(r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4})(?!\d)")
 
 
+def _phone_main(candidate: str) -> tuple[str, bool]:
+    parts = re.split(r"\s?(?:x|ext\.?)\s?\d", candidate, maxsplit=1)
+    return parts[0], len(parts) > 1
+
+
 def phone_ok(candidate: str) -> bool:
-    main = re.split(r"\s?(?:x|ext\.?)\s?\d", candidate, maxsplit=1)[0]
+    main = _phone_main(candidate)[0]
     digits = digits_of(main)
     if main.startswith("+"):
         return 8 <= len(digits) <= 15
@@ -199,6 +204,59 @@ def phone_ok(candidate: str) -> bool:
         if not any(c in main for c in "-()") and (main.count(".") == 1 or len(digits) < 9):
             return False  # dots only: "557.531.8229" is a phone, "1234.5678" a decimal, "10.10.100" a version
     return len(set(digits)) != 1
+
+
+_NANP = re.compile(r"(?:1[ .-]?)?[2-9]\d\d(?:[2-9]\d{6}|[ .-][2-9]\d\d[ .-]\d{4})")
+_INTL_OR_TRUNK = re.compile(
+    r"\(?(?:\+|00[1-9]|0[1-9]|8(?:\d{10}|[ (-][3-9]\d\d[ )-]+\d{3}[ -]?\d\d[ -]?\d\d)$)"
+)
+_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def phone_needs_context(candidate: str) -> bool:
+    """True for phone-shaped numbers that ordinary text is full of too: digit groups separated by single
+    spaces ("request 60 698216", "took 12 345678 ns", "2 815 933 413 bytes") or by one dash/dot, and bare
+    digit runs that fit no national plan. Such a candidate is only a phone number with a context word nearby
+    (tel, phone, call, mobile, whatsapp, ...). Unambiguous shapes need none: a leading ``+``/``00``/``(``, a
+    trunk ``0`` (or Russia's ``8``) before the national number, an extension, a NANP number (area code and
+    exchange 2-9, with or without separators), a Chinese mobile, or three or more groups joined by dashes or
+    dots ("03-1234-5678", "11 2345-6789", "555.123.4567")."""
+    main, has_ext = _phone_main(candidate)
+    if has_ext or "(" in main or _INTL_OR_TRUNK.match(main):
+        return False
+    if _NANP.fullmatch(main) or _CN_MOBILE.fullmatch(main):
+        return False
+    groups = re.split(r"[ .-]", main)
+    if len(groups) >= 4 and len(groups[-1]) == len(groups[-2]) == 2:
+        return False  # "47 03 44 17", "22 057 84 29": ending in pairs, as Nordic/French/Polish numbers go
+    return not (len(groups) >= 3 and any(c in main for c in "-."))
+
+
+PHONE_CONTEXT = re.compile(
+    r"(?:\btel\b|tél|phone|call|mobile?|cell|whats\s?app|fax|sms|contact|reach|dial|ring"
+    r"|telef|teléf|tlf|handy|móvil|movil|celular|cellulare|numer|puhelin|ponsel|điện|телеф|тел\.|моб"
+    r"|電話|电话|手机|携帯|전화|휴대)",
+    re.IGNORECASE,
+)
+PHONE_CONTEXT_CHARS = 48
+"""How far before (or after) an ambiguous phone-shaped number a context word is looked for."""
+
+
+def phone_context_ok(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - PHONE_CONTEXT_CHARS) : start]
+    after = text[end : end + 16]
+    if PHONE_CONTEXT.search(before) or PHONE_CONTEXT.search(after):
+        return True
+    # a value that is nothing but the number (an attribute such as "user.phone" holding "512 345 678")
+    return not text[:start].strip(" \t\"'") and not text[end:].strip(" \t\"'.") and " " in text[start:end]
+
+
+_NOT_PERSONAL_V4 = re.compile(r"(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|0\.0\.0\.0)")
+
+
+def ipv4_ok(candidate: str) -> bool:
+    """Loopback (127.0.0.0/8) and the unspecified address identify nobody: every host has them."""
+    return _NOT_PERSONAL_V4.fullmatch(candidate) is None
 
 
 def always_ok(candidate: str) -> bool:

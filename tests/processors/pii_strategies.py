@@ -98,7 +98,7 @@ def emails(draw: st.DrawFn) -> str:
     return f"{local}@{'.'.join(labels)}.{tld}"
 
 
-ipv4s = st.ip_addresses(v=4).map(str)
+ipv4s = st.ip_addresses(v=4).filter(lambda a: not (a.is_loopback or a.is_unspecified)).map(str)
 ipv6s = (
     st.ip_addresses(v=6).map(lambda a: a.compressed).filter(lambda s: sum(1 for g in s.split(":") if g) >= 2)
 )
@@ -154,6 +154,38 @@ CODE = [
 ]
 
 _versions = st.tuples(st.integers(0, 30), st.integers(0, 99), st.integers(0, 999))
+# counters, ids, durations, prices next to each other (a loose phone pattern glued them into "<PHONE>")
+numbers_in_prose = st.one_of(
+    st.tuples(st.integers(0, 99_999), st.binary(min_size=3, max_size=3)).map(
+        lambda p: f"handled synthetic request {p[0]} {p[1].hex()}"
+    ),
+    st.tuples(st.integers(0, 999), st.integers(0, 999_999)).map(lambda p: f"request {p[0]} {p[1]:06d}"),
+    st.tuples(st.integers(1, 999), st.integers(100_000, 999_999)).map(lambda p: f"took {p[0]} {p[1]} ns"),
+    st.tuples(st.integers(1, 9), st.integers(1_600_000_000, 1_800_000_000)).map(
+        lambda p: f"retry {p[0]} of 5, {p[1]}"
+    ),
+    st.tuples(st.integers(2000, 2030), st.integers(1, 12), st.integers(1, 28)).map(
+        lambda p: f"build {p[0]} {p[1]:02d} {p[2]:02d}"
+    ),
+    st.tuples(st.integers(1, 65535), st.integers(1, 4_194_304)).map(lambda p: f"port {p[0]} pid {p[1]}"),
+    st.lists(  # a log line with several labelled numbers
+        st.tuples(
+            st.sampled_from(["worker", "pid", "fd", "conn", "bytes", "rows", "ms"]), st.integers(0, 10**8)
+        ),
+        min_size=2,
+        max_size=6,
+    ).map(lambda kv: " ".join(f"{k} {n}" for k, n in kv)),
+    st.tuples(st.integers(1, 99), st.integers(0, 999), st.integers(0, 99)).map(
+        lambda p: f"price {p[0]} {p[1]:03d}.{p[2]:02d} EUR"
+    ),
+    st.tuples(st.integers(1, 999), st.integers(0, 999), st.integers(0, 999)).map(
+        lambda p: f"qty {p[0]} {p[1]:03d} {p[2]:03d} units"
+    ),
+    st.tuples(st.integers(1, 99_999_999), st.integers(1_600_000_000_000, 1_800_000_000_000)).map(
+        lambda p: f"seq {p[0]} ts {p[1]}"
+    ),
+)
+
 benign_tokens = st.one_of(
     st.uuids().map(str),
     st.binary(min_size=1, max_size=64).map(lambda b: hashlib.sha256(b).hexdigest()),
@@ -178,6 +210,7 @@ benign_tokens = st.one_of(
     ).map("".join),
     st.floats(0, 10_000, allow_nan=False).map(lambda f: f"{f:.3f} ms"),
     st.integers(0, 10**6).map(lambda n: f"{n} tokens"),
+    numbers_in_prose,
 )
 benign_texts = st.lists(benign_tokens, min_size=1, max_size=8).map(" ".join)
 separators = st.sampled_from([" ", "\n", ": ", " (", '"', ", ", "\t", "<"])

@@ -51,6 +51,15 @@ def scan(text: str, config: RedactionConfig | None = None) -> str:
         ("call +49 30 123456789 now", "call <PHONE> now"),
         ("call (415) 555-2671 now", "call <PHONE> now"),
         ("Tel. 06 12 34 56 78", "Tel. <PHONE>"),
+        ("my phone: 512 345 678", "my phone: <PHONE>"),  # ambiguous shape, context word
+        ("WhatsApp 47034417 anytime", "WhatsApp <PHONE> anytime"),
+        ("user.phone 3430770719", "user.phone <PHONE>"),
+        ("512 345 678", "<PHONE>"),  # the whole value is the number
+        ("Ring 03-1234-5678", "Ring <PHONE>"),
+        ("reach me on 47 03 44 17", "reach me on <PHONE>"),
+        ("8 912 345-67-89", "<PHONE>"),
+        ("pid 1000 4000 0000 0000 6 card", "pid 1000 <CREDIT_CARD> card"),
+        ("peer 192.168.1.20 via 127.0.0.1", "peer <IPV4> via 127.0.0.1"),
     ],
 )
 def test_detects_and_replaces(text: str, expected: str) -> None:
@@ -73,6 +82,16 @@ def test_invalid_ssn_is_not_labelled_ssn() -> None:
         "order ORD-2024-000123 shipped; invoice INV-88213",
         "see https://docs.example.com/path/to/page?q=1#frag",
         "std::vector<int> v; a::b::c(); x = 10:30:00",
+        "handled synthetic request 60 698216",
+        "took 12 345678 ns",
+        "retry 3 of 5, 1700000000",
+        "build 2024 11 21",
+        "port 8080 pid 123456",
+        "GET /items/123 200 5678 12ms",
+        "price 1 299.00 EUR, total 12 345 678.90",
+        "2 815 933 413 bytes in 120 345 rows",
+        "[69557] 16050-97693 queued",
+        "listening on 127.0.0.1:4319 and 0.0.0.0:8000, peer 127.10.0.3",
         "latency 1234.5678 ms, 3.14159, 42",
         "sum = 1234567890 + 987654321",
     ],
