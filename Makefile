@@ -101,7 +101,12 @@ test: venv collector tools lint
 	@echo "==> end-to-end and load tests (real Collector, Prometheus, sidecar, gateway)"; \
 	  $(VPY) -m pytest -m "e2e or load" -q -p no:cacheprovider
 
-bench: venv collector tools
+$(VENV)/.bench-installed: $(VENV)/.installed
+	@echo "==> installing the bench extra (presidio-analyzer, for the PII accuracy comparison)"
+	@$(VPY) -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench: venv collector tools $(VENV)/.bench-installed
 	@mkdir -p bench/results
 	@for b in bench/bench_*.py; do echo "==> $$b"; $(VPY) $$b || exit 1; done
 	@echo "==> tables in bench/results/"
