@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from processors.cli import parse_args
@@ -20,30 +19,35 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(opts.config)
         # heavy imports after the config is known to be good; building the pipeline validates the rest
-        from processors.handlers import Pipeline
+        from processors.handlers import Pipeline, Processor
 
         pipeline = Pipeline(config)
     except ConfigError as exc:
         log.error("bad config", extra={"field": exc.field, "problem": exc.problem})
         print(f"processors: {exc}", file=sys.stderr)
         return 2
-    from processors.workers import ENV_WORKER_INDEX, supervise
-
-    worker_index = os.environ.get(ENV_WORKER_INDEX)
-    if opts.workers > 1 and worker_index is None:
-        return supervise(opts)
     from processors.server import run_worker
     from processors.telemetry import setup_telemetry
 
-    telemetry = setup_telemetry(int(worker_index or 0))
+    telemetry = setup_telemetry(0)
+    pool = None
     try:
-        return run_worker(
-            config, pipeline, telemetry, opts.listen, opts.forward, reuse_port=worker_index is not None
-        )
+        processor: Processor = pipeline
+        if opts.workers > 1:
+            # one gRPC front (this process) and N processing processes: N workers help even one connection
+            from processors.workers import WorkerPool
+
+            pool = WorkerPool(config, opts.workers)
+            pool.warm_up()
+            processor = pool
+        return run_worker(config, processor, telemetry, opts.listen, opts.forward, reuse_port=False)
     except OSError as exc:
         log.error("cannot start", extra={"error": str(exc)})
         print(f"processors: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if pool is not None:
+            pool.shutdown()  # after run_worker drained the server: no batch is in a worker any more
 
 
 if __name__ == "__main__":

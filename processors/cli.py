@@ -63,7 +63,8 @@ def parse_args(argv: list[str] | None = None, environ: dict[str, str] | None = N
         "--workers",
         type=_workers,
         default=None,
-        help="worker processes sharing the port with SO_REUSEPORT (env SIDECAR_WORKERS, default 1)",
+        help="processes that parse, price and redact batches behind one gRPC front "
+        "(env SIDECAR_WORKERS, default 1: all in one process)",
     )
     parser.add_argument(
         "--log-level",

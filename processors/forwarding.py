@@ -49,6 +49,15 @@ class Rejected(Exception):
     """Processing refused the input (bad protobuf): answered with INVALID_ARGUMENT."""
 
 
+class Unavailable(Exception):
+    """Processing could not be done now (a worker process was lost, or was slower than the caller's
+    deadline): answered with UNAVAILABLE so the caller retries; counted under ``kind``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class ExportForwarder:
     """Handles one OTLP Export method: ``raw request bytes -> process -> forward -> raw response bytes``."""
 
@@ -60,7 +69,7 @@ class ExportForwarder:
         channel: grpc.Channel,
         server_config: ServerConfig,
         telemetry: Telemetry,
-        process: Callable[[bytes], Processed],
+        process: Callable[[bytes, float | None], Processed],
     ) -> None:
         self.signal = signal
         self._config = server_config
@@ -101,10 +110,17 @@ class ExportForwarder:
 
     def _handle_in_slot(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         t0 = time.perf_counter()
+        remaining = context.time_remaining()
         try:
-            processed = self._process(raw)
+            # the processor gets what is left of the caller's deadline (a worker pool waits no longer)
+            processed = self._process(raw, None if remaining is None else remaining - _DEADLINE_MARGIN_S)
         except Rejected as exc:
             self._fail(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc))
+        except Unavailable as exc:
+            log.warning(
+                "processing unavailable; caller will retry", extra={"signal": self.signal, "kind": exc.kind}
+            )
+            self._fail(context, grpc.StatusCode.UNAVAILABLE, exc.kind, str(exc))
         except Exception as exc:
             # Fail closed: the batch may be partly redacted, so none of it leaves. The exception text is not
             # echoed back or logged: it could quote the data being redacted.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -22,6 +22,24 @@ LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 _USAGE_MARKER = b"gen_ai.usage."
 
 
+Parts = tuple[bytes | None, int, CostStats | None, RedactionStats | None]
+"""What processing a batch yields, picklable (it crosses from a worker process to the front): the bytes to
+forward (None = the received bytes unchanged), the item count, and the stats the metrics are made from."""
+
+
+def processed_from_parts(signal: str, raw: bytes, parts: Parts) -> Processed:
+    payload, items, cost, redaction = parts
+    return Processed(raw if payload is None else payload, items, _metrics_recorder(signal, cost, redaction))
+
+
+class Processor(Protocol):
+    """What the server needs: a Pipeline in process, or a WorkerPool that runs Pipelines in processes."""
+
+    def process_traces(self, raw: bytes, timeout: float | None = None) -> Processed: ...
+
+    def process_logs(self, raw: bytes, timeout: float | None = None) -> Processed: ...
+
+
 class Pipeline:
     """Processors built once from the validated config (building them can raise ConfigError)."""
 
@@ -30,7 +48,13 @@ class Pipeline:
         self.prices = PriceBook(config.cost, config.price_overrides())
         self.scanner = PiiScanner(config.redaction)
 
-    def process_traces(self, raw: bytes) -> Processed:
+    def process_traces(self, raw: bytes, timeout: float | None = None) -> Processed:
+        return processed_from_parts("traces", raw, self.trace_parts(raw))
+
+    def process_logs(self, raw: bytes, timeout: float | None = None) -> Processed:
+        return processed_from_parts("logs", raw, self.log_parts(raw))
+
+    def trace_parts(self, raw: bytes) -> Parts:
         request = cast(
             ExportTraceServiceRequest,
             parse_or_reject(ExportTraceServiceRequest.FromString, raw, "ExportTraceServiceRequest"),
@@ -49,10 +73,9 @@ class Pipeline:
                 )
         changed = (cost is not None and cost.changed) or (redaction is not None and redaction.changed)
         # an unchanged batch is forwarded as the bytes we received: no re-serialisation
-        payload = request.SerializeToString() if changed else raw
-        return Processed(payload, items, _metrics_recorder("traces", cost, redaction))
+        return (request.SerializeToString() if changed else None), items, cost, redaction
 
-    def process_logs(self, raw: bytes) -> Processed:
+    def log_parts(self, raw: bytes) -> Parts:
         request = cast(
             ExportLogsServiceRequest,
             parse_or_reject(ExportLogsServiceRequest.FromString, raw, "ExportLogsServiceRequest"),
@@ -64,8 +87,8 @@ class Pipeline:
             if hits:
                 only = _LazyIndex(raw).regions_at(hits)
                 redaction = redact_logs(request, self.scanner, self.config.redaction, only)
-        payload = request.SerializeToString() if redaction is not None and redaction.changed else raw
-        return Processed(payload, items, _metrics_recorder("logs", None, redaction))
+        changed = redaction is not None and redaction.changed
+        return (request.SerializeToString() if changed else None), items, None, redaction
 
 
 class _LazyIndex:

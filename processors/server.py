@@ -1,5 +1,6 @@
-"""Runs one sidecar worker: the gRPC server (OTLP trace + logs Export, grpc.health.v1), the forward channel,
-and the SIGTERM drain."""
+"""Runs the sidecar's gRPC server (OTLP trace + logs Export, grpc.health.v1), the forward channel and the
+SIGTERM drain. Batches are processed in this process (``Pipeline``) or, with ``--workers N``, by a pool of
+worker processes (``workers.WorkerPool``); forwarding is the same either way."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from processors.config import SidecarConfig
 from processors.forwarding import ExportForwarder
-from processors.handlers import LOGS_METHOD, TRACE_METHOD, Pipeline
+from processors.handlers import LOGS_METHOD, TRACE_METHOD, Processor
 from processors.telemetry import Telemetry
 
 log = logging.getLogger("processors.server")
@@ -39,7 +40,7 @@ class RunningServer:
 
 def start_server(
     config: SidecarConfig,
-    pipeline: Pipeline,
+    pipeline: Processor,
     telemetry: Telemetry,
     listen: str,
     forward: str,
@@ -103,7 +104,7 @@ def start_server(
 
 def run_worker(
     config: SidecarConfig,
-    pipeline: Pipeline,
+    pipeline: Processor,
     telemetry: Telemetry,
     listen: str,
     forward: str,

@@ -1,85 +1,125 @@
-"""``--workers N``: N worker processes bound to the same port with SO_REUSEPORT (the kernel spreads
-connections over them), supervised by this parent, which passes SIGTERM on and exits 0 when all drained."""
+"""``--workers N``: one gRPC front process, N processing processes.
+
+The front (this process) owns the listening socket, the one connection the Collector opens, the concurrency
+limit, the forward channel and the status mapping (``forwarding.ExportForwarder``, the same path as with one
+worker). For each Export request it hands the raw request bytes, with what is left of the caller's deadline,
+to a pool of N worker processes that parse, price and redact (``Pipeline``, the same code as in-process) and
+send back only what changed plus the counts for the metrics. So N workers help even one HTTP/2 connection:
+the kernel no longer decides by connection, the front decides by request.
+
+Fail closed as before: the front forwards only a batch a worker finished, and answers OK only after the
+forward succeeded. A worker that dies (killed, out of memory) breaks the pool: every request it held, and any
+that arrive until a new pool is up, is answered UNAVAILABLE (kind ``worker_lost``; the Collector retries), and
+the pool is rebuilt. A worker slower than the caller's deadline → UNAVAILABLE (kind ``deadline``). Workers
+ignore SIGINT/SIGTERM: the front drains first (no new RPCs, in-flight batches finish), then shuts them down.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
+import multiprocessing
 import signal
-import socket
-import subprocess
-import sys
 import threading
+import time
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
-from processors.cli import Options
+from processors.config import SidecarConfig
+from processors.forwarding import Processed, Unavailable
+from processors.handlers import Parts, Pipeline, processed_from_parts
 
 log = logging.getLogger("processors.workers")
 
-ENV_WORKER_INDEX = "SIDECAR_WORKER_INDEX"  # set by the parent; makes a process a worker (reuse-port on)
+_NO_DEADLINE_S = 120.0  # a caller without a deadline still does not wait forever for a stuck worker
+
+_pipeline: Pipeline | None = None  # in each worker process
 
 
-def _check_port_free(listen: str) -> None:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        # SO_REUSEADDR: connections of a previous run in TIME_WAIT are fine; a listener is not.
-        # No SO_REUSEPORT: fails if anyone else (another sidecar, any server) listens on the port.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((host, int(port)))
-        s.listen(1)
+def _init_worker(config: SidecarConfig) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front drains, then shuts the pool down
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    global _pipeline
+    _pipeline = Pipeline(config)
 
 
-def supervise(opts: Options) -> int:
-    if opts.listen.endswith(":0"):
-        log.error("--workers > 1 needs a fixed port, not :0")
-        return 2
-    try:
-        _check_port_free(opts.listen)
-    except OSError as exc:
-        log.error("cannot listen", extra={"listen": opts.listen, "error": str(exc)})
-        return 1
-    argv = [
-        sys.executable,
-        "-m",
-        "processors",
-        "--listen",
-        opts.listen,
-        "--forward",
-        opts.forward,
-        "--workers",
-        "1",
-        "--log-level",
-        opts.log_level,
-    ]
-    if opts.config:
-        argv += ["--config", opts.config]
-    children = [
-        subprocess.Popen(argv, env={**os.environ, ENV_WORKER_INDEX: str(i)}) for i in range(opts.workers)
-    ]
-    stopping = threading.Event()
+def _run(signal_name: str, raw: bytes) -> Parts:
+    assert _pipeline is not None
+    if signal_name == "traces":
+        return _pipeline.trace_parts(raw)
+    return _pipeline.log_parts(raw)
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        stopping.set()
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
 
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, on_signal)
-    log.info("workers started", extra={"workers": opts.workers, "pids": [c.pid for c in children]})
-    exit_code = 0
-    while any(c.poll() is None for c in children):
-        for child in children:
-            try:
-                code = child.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                continue
-            if code != 0 and not stopping.is_set():
-                # a worker died on its own: stop the rest and let the supervisor of this process restart us
-                log.error("worker exited unexpectedly; stopping", extra={"pid": child.pid, "code": code})
-                exit_code = code or 1
-                on_signal(signal.SIGTERM, None)
-            elif code != 0:
-                exit_code = exit_code or code
-    return exit_code
+def _ping(hold_s: float) -> bool:
+    time.sleep(hold_s)
+    return _pipeline is not None
+
+
+class WorkerPool:
+    """N processing processes behind ``process_traces`` / ``process_logs`` (the Pipeline's interface)."""
+
+    def __init__(self, config: SidecarConfig, workers: int) -> None:
+        self._config = config
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the front has gRPC threads running, which must not be forked
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self._config,),
+        )
+
+    def warm_up(self, timeout: float = 60.0) -> None:
+        """Start every worker now (and build its Pipeline), not on the first requests."""
+        # a ProcessPoolExecutor starts processes as tasks arrive; blocking pings make it start all of them
+        barrier = [self._pool.submit(_ping, 0.2) for _ in range(self._workers)]
+        for f in barrier:
+            f.result(timeout=timeout)
+
+    def process_traces(self, raw: bytes, timeout: float | None = None) -> Processed:
+        return self._process("traces", raw, timeout)
+
+    def process_logs(self, raw: bytes, timeout: float | None = None) -> Processed:
+        return self._process("logs", raw, timeout)
+
+    def _process(self, signal_name: str, raw: bytes, timeout: float | None) -> Processed:
+        pool = self._pool
+        try:
+            future = pool.submit(_run, signal_name, raw)
+            parts = future.result(timeout=_NO_DEADLINE_S if timeout is None else max(timeout, 0.0))
+        except FutureTimeout:
+            future.cancel()
+            raise Unavailable(
+                "deadline", f"no worker finished the {signal_name} batch within the caller's deadline; retry"
+            ) from None
+        except (BrokenExecutor, RuntimeError) as exc:
+            # BrokenProcessPool: a worker died. RuntimeError: submit after shutdown (we are stopping).
+            self._replace(pool)
+            raise Unavailable(
+                "worker_lost", f"a sidecar worker process was lost ({type(exc).__name__}); retry"
+            ) from None
+        return processed_from_parts(signal_name, raw, parts)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._closed or self._pool is not broken:
+                return  # stopping, or another request already replaced it
+            log.error("a worker process died; restarting the worker pool", extra={"workers": self._workers})
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._start()
+        threading.Thread(target=self._warm_quietly, name="sidecar-pool-warm-up", daemon=True).start()
+
+    def _warm_quietly(self) -> None:
+        try:
+            self.warm_up()
+        except Exception as exc:  # the next request reports a pool that is still broken
+            log.error("worker pool warm-up failed", extra={"error": type(exc).__name__})
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._pool.shutdown(wait=True, cancel_futures=True)

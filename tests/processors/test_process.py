@@ -131,13 +131,100 @@ def test_sigterm_drains_in_flight_batch_and_exits_zero(sink: Sink) -> None:
     assert len(sink.traces) == 1
 
 
-def test_workers_share_the_port_and_stop_on_sigterm(sink: Sink) -> None:
+def _worker_pids(front: int) -> list[int]:
+    """The --workers processes: children of the front started by multiprocessing's spawn."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == front and b"spawn_main" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _busy_batch(i: int) -> bytes:
+    text = " ".join(f"user{i}-{j}@mail.example call +49 30 1234{j:04d}" for j in range(3000))
+    return trace_request(span(f"s{i}", {"gen_ai.input.messages": text}))
+
+
+def test_workers_share_one_connection_and_stop_on_sigterm(sink: Sink) -> None:
+    with sidecar_process(sink.port, "--workers", "2") as (proc, port):
+        workers = _worker_pids(proc.pid)
+        assert len(workers) == 2
+        before = {pid: _cpu_ticks(pid) for pid in workers}
+        client = Client(port)  # ONE channel, one HTTP/2 connection, like the Collector's exporter
+        errors: list[BaseException] = []
+
+        def send(k: int) -> None:
+            try:
+                for i in range(k, 40, 4):
+                    client.traces(_busy_batch(i), timeout=30)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors
+        # both worker processes did part of the work arriving over the one connection
+        assert all(_cpu_ticks(pid) > before[pid] for pid in workers)
+        sink.delay_s = 1.0  # a batch is still being forwarded when SIGTERM arrives: it must finish
+        outcome: dict[str, object] = {}
+
+        def last() -> None:
+            try:
+                client.traces(trace_request(span("last", {"mail": "x@y.example"})), timeout=10)
+                outcome["status"] = "OK"
+            except grpc.RpcError as err:
+                outcome["status"] = err.code()
+
+        sender = threading.Thread(target=last)
+        sender.start()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        sender.join(15)
+        assert proc.wait(30) == 0
+        client.close()
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    assert outcome["status"] == "OK"
+    assert len(sink.traces) == 41
+    assert all(b"@mail.example" not in raw and b"x@y.example" not in raw for raw in sink.traces)
+
+
+def test_lost_worker_answers_unavailable_never_forwards_unredacted_and_recovers(sink: Sink) -> None:
     with sidecar_process(sink.port, "--workers", "2") as (proc, port):
         client = Client(port)
-        for i in range(20):
-            client.traces(trace_request(span(f"s{i}", {"mail": "x@y.example"})), timeout=10)
+        client.traces(trace_request(span("warm", {"mail": "x@y.example"})), timeout=10)
+        for pid in _worker_pids(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)
+        codes = []
+        for i in range(50):  # bounded: the pool is rebuilt within a few seconds
+            try:
+                client.traces(trace_request(span(f"after{i}", {"mail": "x@y.example"})), timeout=10)
+                codes.append("OK")
+                break
+            except grpc.RpcError as err:
+                codes.append(err.code().name)
+                time.sleep(0.2)
+        assert codes[-1] == "OK", codes
+        assert set(codes) <= {"OK", "UNAVAILABLE"}, codes
+        assert len(_worker_pids(proc.pid)) == 2
         client.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-    assert len(sink.traces) == 20
+    assert len(sink.traces) == 2  # the warm-up batch and the first OK after the restart
     assert all(b"x@y.example" not in raw for raw in sink.traces)
