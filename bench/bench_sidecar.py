@@ -102,23 +102,6 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def wait_listeners(port: int, count: int, timeout: float = 60.0) -> None:
-    """Until ``count`` sockets listen on ``port`` (one per --workers process, thanks to SO_REUSEPORT): a
-    client connecting earlier would put all its connections on the workers that happened to be up."""
-    deadline = time.monotonic() + timeout
-    suffix = f":{port:04X}"
-    while time.monotonic() < deadline:
-        rows = [  # gRPC may listen on a dual-stack IPv6 socket with a v4-mapped address
-            line.split()
-            for table in ("/proc/net/tcp", "/proc/net/tcp6")
-            for line in Path(table).read_text().splitlines()[1:]
-        ]
-        if sum(1 for r in rows if r[1].endswith(suffix) and r[3] == "0A") >= count:  # 0A = LISTEN
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"fewer than {count} workers listen on port {port}")
-
-
 def wait_accepting(port: int, payload: bytes, method: str, timeout: float = 30.0) -> None:
     """Until one real export succeeds end to end (the target is up and its downstream reachable)."""
     deadline = time.monotonic() + timeout
@@ -154,12 +137,19 @@ class Run:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def drive(port: int, method: str, batches: list[bytes], concurrency: int, seconds: float) -> Run:
-    """Closed loop: ``concurrency`` threads send batches back to back for ``seconds``, each over its own
-    connection (SO_REUSEPORT spreads connections, not requests, over sidecar workers)."""
+def drive(
+    port: int, method: str, batches: list[bytes], concurrency: int, seconds: float, one_channel: bool = False
+) -> Run:
+    """Closed loop: ``concurrency`` threads send pre-serialised batches (raw-bytes method: no protobuf work in
+    the client) back to back for ``seconds``, each over its own connection, or all over ONE channel (one
+    HTTP/2 connection, as the Collector's otlp_grpc exporter does) with ``one_channel``."""
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
-    channels = [grpc.insecure_channel(f"127.0.0.1:{port}", options=options) for _ in range(concurrency)]
+    channels = [
+        grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
+        for _ in range(1 if one_channel else concurrency)
+    ]
     calls = [ch.unary_unary(method, request_serializer=None, response_deserializer=None) for ch in channels]
+    calls = calls * concurrency if one_channel else calls
     lock = threading.Lock()
     latencies: list[float] = []
     errors = [0]
@@ -254,6 +244,11 @@ def in_process_numbers(traces: list[bytes]) -> dict[str, float]:
     }
 
 
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def fmt(x: float, digits: int = 1) -> str:
     return "n/a" if x != x else f"{x:,.{digits}f}"
 
@@ -315,11 +310,12 @@ def main() -> int:
     results: dict[str, dict[str, Run]] = {}
     workers: dict[int, Run] = {}
     worker_cores: dict[int, float] = {}
+    load_cores: dict[int, float] = {}  # the client (this process) and the sink
     sink_port = free_port()
     with process(
         pinned(str(CLIENT_CORE), [PY, str(ROOT / "bench" / "sidecar" / "sink.py"), str(sink_port)]),
         ready="ready",
-    ):
+    ) as sink:
         metrics_env = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
             "OTEL_METRIC_EXPORT_INTERVAL": "5000",
@@ -348,14 +344,14 @@ def main() -> int:
         with contextlib.suppress(AttributeError, OSError):
             os.sched_setaffinity(0, {0, 1})  # the client must not be the bottleneck of the scaling test
         for n in (1, 2):
-            print(f"sidecar --workers {n} on cores 0-1 ...", flush=True)
+            print(f"sidecar --workers {n} on cores 0-1, one client channel ...", flush=True)
             port = free_port()
             with process(pinned("0,1", sidecar_argv(port, sink_port, n)), env=metrics_env) as proc:
-                wait_listeners(port, n)
                 wait_accepting(port, traces[0], TRACE_METHOD)
-                cpu0 = cpu_seconds(proc.pid)
-                workers[n] = drive(port, TRACE_METHOD, traces, 8, seconds)
+                cpu0, own0, sink0 = cpu_seconds(proc.pid), _own_cpu(), cpu_seconds(sink.pid)
+                workers[n] = drive(port, TRACE_METHOD, traces, 8, seconds, one_channel=True)
                 worker_cores[n] = (cpu_seconds(proc.pid) - cpu0) / workers[n].seconds
+                load_cores[n] = (_own_cpu() - own0 + cpu_seconds(sink.pid) - sink0) / workers[n].seconds
 
     print(f"PII accuracy corpus ({per_kind} per type, {negatives} hard negatives) ...", flush=True)
     corpus = build_corpus(per_kind, negatives)
@@ -417,25 +413,36 @@ def main() -> int:
         f"| cost enrichment of whole batches (all 512 spans walked) per priced span | "
         f"{inproc['cost_walk_us']:.2f} us |",
         "",
-        "## --workers (SO_REUSEPORT), sidecar, client and sink all on cores 0-1, 8 in flight",
+        "## --workers: ONE client channel (like the Collector's exporter), 8 in flight; sidecar, client and "
+        "sink all on cores 0-1",
         "",
-        "| workers | spans/s | p50 ms | p99 ms | sidecar CPU (cores) | spans per sidecar CPU-s | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| workers | spans/s | p50 ms | p99 ms | sidecar CPU (cores) | spans per sidecar CPU-s "
+        "| client + sink CPU (cores) | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, r in workers.items():
         cores = worker_cores.get(n, float("nan"))
         per_cpu = r.spans_per_s / cores if cores else float("nan")
         lines.append(
             f"| {n} | {fmt(r.spans_per_s, 0)} | {fmt(r.pct(0.5))} | {fmt(r.pct(0.99))} | {fmt(cores, 2)} | "
-            f"{fmt(per_cpu, 0)} | {r.errors} |"
+            f"{fmt(per_cpu, 0)} | {fmt(load_cores.get(n, float('nan')), 2)} | {r.errors} |"
         )
     if 1 in workers and 2 in workers:
-        lines.append(f"| **2 / 1** | **{workers[2].spans_per_s / workers[1].spans_per_s:.2f}x** | | | | | |")
+        w1, w2 = workers[1], workers[2]
+        eff1 = w1.spans_per_s / worker_cores[1] if worker_cores.get(1) else float("nan")
+        eff2 = w2.spans_per_s / worker_cores[2] if worker_cores.get(2) else float("nan")
+        lines.append(
+            f"| **2 / 1** | **{w2.spans_per_s / w1.spans_per_s:.2f}x** | | | "
+            f"{worker_cores[2] / worker_cores[1]:.2f}x | {eff2 / eff1:.2f}x | | |"
+        )
     lines += [
         "",
-        "Goal: 2 workers on 2 cores >= 1.8x one worker. The Python client and sink share the same two cores "
-        "(and the machine runs other work), so the ceiling here is well below 2x; the CPU column shows how "
-        "many cores the sidecar's workers actually kept busy.",
+        "Goal: 2 workers on 2 cores >= 1.8x one worker. With `--workers 2` a gRPC front hands each request "
+        "to one of 2 processing processes, so both help the one connection. The client and sink (raw "
+        "pre-serialised bytes, no protobuf parsing) still need the CPU shown in their column out of the "
+        "same 2 cores (and the machine runs other work), so 2x of one worker is not reachable here; the "
+        "sidecar CPU column shows how many cores the sidecar (front + workers) kept busy and spans per "
+        "sidecar CPU-second what that CPU bought.",
         "",
         f"## PII accuracy ({per_kind} samples per type from Faker in 22 locales, {negatives} hard negatives)",
         "",
