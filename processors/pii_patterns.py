@@ -28,6 +28,10 @@ class PiiType:
     followed by another number in prose is otherwise swallowed by the greedy match and rejected whole."""
     shrink_prefix: str = ""
     """Only shrink matches that start with this (e.g. "+" for international phone numbers)."""
+    reach: int = 512
+    """Upper bound on how far before the end of a trigger hit a match of the full regex can start (the
+    trigger matches inside every match, so the regex search skips text farther than this from every hit).
+    0: unknown, search the whole text (private keys: the trigger is the start of the block anyway)."""
     needs_context: Callable[[str], bool] | None = None
     """For a validated match: is its shape ambiguous, so that it only counts with ``context_ok``?"""
     context_ok: Callable[[str, int, int], bool] | None = None
@@ -56,6 +60,7 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
         "private_key",
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
         v.always_ok,
+        reach=0,
     ),
     PiiType("anthropic_key", _left(r"\w-") + r"sk-ant-[A-Za-z0-9_-]{20,}", v.always_ok),
     PiiType(
@@ -191,7 +196,7 @@ TRIGGERS: dict[str, tuple[str, bool]] = {
         r"(?:pass(?:word|wd|phrase)?|pwd|secret|api[_-]?key|apikey|token)\\?[\"']?\s*[=:]",
         True,
     ),
-    "email": (r"@[A-Za-z0-9]", False),
+    "email": (r"[A-Za-z0-9._%+-]@[A-Za-z0-9]", False),
     "iban": (r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}", False),
     "credit_card": (r"\d{12}|\d{4}[ -]\d{4}", False),
     "us_ssn": (r"\d{3}[- ]\d{2}[- ]\d{4}", False),
@@ -200,7 +205,7 @@ TRIGGERS: dict[str, tuple[str, bool]] = {
     # phone: 2 groups hold >= 8 digits, so one side has 4; 3+ groups have digits between two separators
     "phone": (
         r"\(?\+\d|\(\d\d|\d{4}\)?[ .-]\(?\d|\d\)?[ .-]\(?\d{4}|\d\)?[ .-]\(?\d{1,8}\)?[ .-]\(?\d"
-        r"|\d{8}",
+        r"|(?:^|[^0-9A-Fa-f])\d{8}",
         False,
     ),
 }
@@ -215,4 +220,7 @@ RAW_TRIGGER_OVERRIDES: dict[str, tuple[str, bool]] = {
     ),
     "credit_card": (r"\d{4}[ -]\d{4}", False),
 }
-RAW_DIGIT_RUN: tuple[str, bool] = (r"\d{8}", False)
+# The run must start the number: every digit-run alternative of phone and credit_card has a left edge that
+# refuses a letter (or digit) before it, so runs inside hex ids and digests ("chatcmpl-3192b70442594052",
+# "77216e9ee7a46309973f") are not worth a look. Saves a Python walk of most spans that carry such ids.
+RAW_DIGIT_RUN: tuple[str, bool] = (r"(?:^|[^0-9A-Fa-f])\d{8}", False)

@@ -38,6 +38,7 @@ class _Detector:
     partial: bool  # replace only the group named "v"
     shrink_at: str
     shrink_prefix: str
+    reach: int  # a match starts at most this many characters before a trigger hit ends (0: unknown)
     needs_context: Callable[[str], bool] | None
     context_ok: Callable[[str, int, int], bool] | None
 
@@ -68,6 +69,7 @@ class PiiScanner:
                     "v" in pattern.groupindex,
                     t.shrink_at,
                     t.shrink_prefix,
+                    t.reach if t.name in TRIGGERS else 0,  # custom patterns: always the whole text
                     t.needs_context,
                     t.context_ok,
                 )
@@ -144,12 +146,19 @@ class PiiScanner:
 
     def candidates(self, texts: list[str]) -> dict[int, set[int]]:
         """Index of each text that may hold PII → detector ids that fired on it (one pass over all texts)."""
+        return {idx: set(by_det) for idx, by_det in self.candidate_hits(texts).items()}
+
+    def candidate_hits(self, texts: list[str]) -> dict[int, dict[int, list[int] | None]]:
+        """Index of each text that may hold PII → detector id → sorted end offsets (characters) of its trigger
+        hits in that text, or None when they are not known as character offsets (non-ASCII text)."""
         if self._value_db is None or not texts:
             return {}
         encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+        starts: list[int] = []
         ends: list[int] = []
         pos = 0
         for b in encoded:
+            starts.append(pos)
             pos += len(b)
             ends.append(pos)
             pos += 1  # separator
@@ -160,29 +169,54 @@ class PiiScanner:
             append((det, end))
 
         self._value_db.scan(b"\x00".join(encoded), on_match, scratch=self._scratch("value", self._value_db))
-        found: dict[int, set[int]] = {}
+        found: dict[int, dict[int, list[int] | None]] = {}
         for det, end in hits:
             idx = bisect.bisect_left(ends, end)
-            if idx < len(texts):
-                found.setdefault(idx, set()).add(det)
+            if idx >= len(texts):
+                continue
+            by_det = found.setdefault(idx, {})
+            # byte offsets are character offsets only in ASCII text
+            ascii_text = len(encoded[idx]) == len(texts[idx])
+            offsets = by_det.setdefault(det, [] if ascii_text else None)
+            if offsets is not None:
+                offsets.append(end - starts[idx])
+        for by_det in found.values():
+            for offsets in by_det.values():
+                if offsets is not None:
+                    offsets.sort()
         return found
 
-    def redact_text(self, text: str, detector_ids: Iterable[int]) -> tuple[str, list[str]] | None:
-        """Redacted text and the type names replaced (one per replacement), or None if nothing was found."""
-        spans = self._find(text, detector_ids)
+    def redact_text(
+        self, text: str, detector_ids: Iterable[int], hit_ends: dict[int, list[int] | None] | None = None
+    ) -> tuple[str, list[str]] | None:
+        """Redacted text and the type names replaced (one per replacement), or None if nothing was found.
+        ``hit_ends`` (from candidate_hits) lets the regexes skip the parts of a long text far from any
+        trigger hit."""
+        spans = self._find(text, detector_ids, hit_ends)
         if not spans:
             return None
         if text.lstrip()[:1] in ("{", "[", '"'):
             return self._redact_json_aware(text, spans, detector_ids)
         return self._apply(text, spans)
 
-    def _find(self, text: str, detector_ids: Iterable[int]) -> list[tuple[int, int, int]]:
+    def _find(
+        self, text: str, detector_ids: Iterable[int], hit_ends: dict[int, list[int] | None] | None = None
+    ) -> list[tuple[int, int, int]]:
         found: list[tuple[int, int, int]] = []
         for det_id in sorted(detector_ids):  # lower id = higher priority
             det = self.detectors[det_id]
-            pos = 0
+            # Every match contains a trigger hit (the superset property), so a match starts at most
+            # det.reach characters before the end of some hit: search only from there, and stop after the
+            # last hit. Long prompts with one hit cost one short search instead of a scan of the whole text.
+            ends = hit_ends.get(det_id) if hit_ends is not None and det.reach else None
+            pos = 0 if ends is None else max(0, ends[0] - det.reach)
             regroup = -1  # where a search restarted inside a rejected run of groups
             while True:
+                if ends is not None and pos > 0:
+                    k = bisect.bisect_right(ends, pos)
+                    if k == len(ends):
+                        break  # no trigger hit after pos: no match can start there
+                    pos = max(pos, ends[k] - det.reach)
                 m = det.pattern.search(text, pos)
                 if m is None:
                     break

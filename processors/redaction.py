@@ -93,8 +93,8 @@ class _Walk:
 
     def redact_collected(self) -> None:
         scanner = self.scanner
-        for idx, detector_ids in scanner.candidates(self.texts).items():
-            result = scanner.redact_text(self.texts[idx], detector_ids)
+        for idx, hit_ends in scanner.candidate_hits(self.texts).items():
+            result = scanner.redact_text(self.texts[idx], hit_ends, hit_ends)
             if result is None:
                 continue
             message, name, owner = self.targets[idx]

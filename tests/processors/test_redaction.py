@@ -281,3 +281,24 @@ def test_logs_body_and_summary() -> None:
     assert rec.body.array_value.values[1].kvlist_value.values[0].value.string_value == "ip <IPV4>"
     assert stats.by_type == {"ipv4": 1}
     assert span_attrs(rec)["pii.redacted.count"] == 1  # type: ignore[arg-type]
+
+
+_SCANNER = PiiScanner(RedactionConfig())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=ps.benign_texts,
+    pii=st.lists(st.one_of(ps.pii_values, ps.marked_secrets.map(lambda m: m[0])), min_size=1, max_size=3),
+    pad=st.integers(0, 1500),
+    sep=ps.separators,
+)
+def test_search_near_trigger_hits_finds_what_a_whole_text_search_finds(
+    before: str, pii: list[str], pad: int, sep: str
+) -> None:
+    # PII far apart in a long text: the windowed search (from the trigger hits) must find the same
+    text = (("lorem ipsum " * (pad // 12)) + sep).join([before, *pii, before])
+    hits = _SCANNER.candidate_hits([text])
+    if 0 not in hits:
+        return
+    assert _SCANNER.redact_text(text, hits[0], hits[0]) == _SCANNER.redact_text(text, hits[0])
