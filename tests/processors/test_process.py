@@ -181,6 +181,11 @@ def test_workers_share_one_connection_and_stop_on_sigterm(sink: Sink) -> None:
         assert not errors
         # both worker processes did part of the work arriving over the one connection
         assert all(_cpu_ticks(pid) > before[pid] for pid in workers)
+        # errors raised in a worker come back as the same statuses as in one process
+        with pytest.raises(grpc.RpcError) as bad:
+            client.traces(b"\x0a\xff\xff\xff\xff\x0f garbage", timeout=10)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid ExportTraceServiceRequest" in (bad.value.details() or "")
         sink.delay_s = 1.0  # a batch is still being forwarded when SIGTERM arrives: it must finish
         outcome: dict[str, object] = {}
 
