@@ -22,7 +22,8 @@ class ServerConfig:
     forward_timeout_seconds: float = 10.0
     """Upper bound for one forward to the Collector (the caller's deadline, if shorter, wins)."""
     max_concurrent_batches: int = 16
-    """Batches processed/forwarded at once per worker; more wait up to ``queue_wait_seconds``."""
+    """Batches processed/forwarded at once (with --workers N: by all workers together); more wait up to
+    ``queue_wait_seconds``."""
     queue_wait_seconds: float = 1.0
     """How long a batch may wait for a free slot before it is refused with UNAVAILABLE (overloaded)."""
     drain_timeout_seconds: float = 25.0
