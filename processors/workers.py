@@ -16,6 +16,7 @@ ignore SIGINT/SIGTERM: the front drains first (no new RPCs, in-flight batches fi
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -40,6 +41,7 @@ def _init_worker(config: SidecarConfig) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     global _pipeline
     _pipeline = Pipeline(config)
+    gc.freeze()  # as in the front: long-lived objects out of the cyclic GC's full collections
 
 
 def _run(signal_name: str, raw: bytes) -> Parts:
