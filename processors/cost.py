@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,6 +89,36 @@ def _set_string(attrs: Any, key: str, v: str) -> None:
     attrs.add(key=key).value.string_value = v
 
 
+# Faster still for the 5-7 attributes of a priced span: their wire bytes, merged into the span in one call
+# (parsing a repeated field appends to it, in order). Span.attributes = field 9; KeyValue {1: key, 2: value};
+# AnyValue {1: string_value, 4: double_value (fixed64)}.
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _kv_bytes(key: str, any_value: bytes) -> bytes:
+    k = key.encode()
+    kv = b"\x0a" + _varint(len(k)) + k + b"\x12" + _varint(len(any_value)) + any_value
+    return b"\x4a" + _varint(len(kv)) + kv
+
+
+_DOUBLE_PREFIX = {
+    key: _kv_bytes(key, b"\x21" + bytes(8))[:-8]
+    for key in (ATTR_COST, ATTR_COST_INPUT, ATTR_COST_OUTPUT, ATTR_COST_CACHE_READ, ATTR_COST_CACHE_WRITE)
+}
+_PACK_DOUBLE = struct.Struct("<d").pack
+
+
+def _string_attr(key: str, v: str) -> bytes:
+    b = v.encode()
+    return _kv_bytes(key, b"\x0a" + _varint(len(b)) + b)
+
+
 def enrich_costs(
     request: ExportTraceServiceRequest, prices: PriceBook, only: set[tuple[int, int, int]] | None = None
 ) -> CostStats:
@@ -101,6 +132,9 @@ def enrich_costs(
     usage_attrs = USAGE_ATTRIBUTES
     other_attrs = _OTHER_ATTRIBUTES
     pricing_version = prices.version
+    double_prefix = _DOUBLE_PREFIX
+    pack_double = _PACK_DOUBLE
+    priced_tail = _string_attr(ATTR_COST_STATUS, "priced") + _string_attr(ATTR_COST_PRICING, pricing_version)
     for span in _spans(request, only):
         usage: dict[str, int] | None = None
         found: dict[int, AnyValue] | None = None
@@ -140,17 +174,17 @@ def enrich_costs(
             label = model or "<none>"
             stats.unpriced_by_model[label] = stats.unpriced_by_model.get(label, 0) + 1
             continue
-        _set_double(attrs, ATTR_COST, cost.total)
+        wire = [double_prefix[ATTR_COST], pack_double(cost.total)]
         if cost.input:
-            _set_double(attrs, ATTR_COST_INPUT, cost.input)
+            wire += (double_prefix[ATTR_COST_INPUT], pack_double(cost.input))
         if cost.output:
-            _set_double(attrs, ATTR_COST_OUTPUT, cost.output)
+            wire += (double_prefix[ATTR_COST_OUTPUT], pack_double(cost.output))
         if cost.cache_read:
-            _set_double(attrs, ATTR_COST_CACHE_READ, cost.cache_read)
+            wire += (double_prefix[ATTR_COST_CACHE_READ], pack_double(cost.cache_read))
         if cost.cache_write:
-            _set_double(attrs, ATTR_COST_CACHE_WRITE, cost.cache_write)
-        _set_string(attrs, ATTR_COST_STATUS, "priced")
-        _set_string(attrs, ATTR_COST_PRICING, pricing_version)
+            wire += (double_prefix[ATTR_COST_CACHE_WRITE], pack_double(cost.cache_write))
+        wire.append(priced_tail)
+        span.MergeFromString(b"".join(wire))
         stats.priced_spans += 1
         group = stats.cost_by_model.get((resolved.provider_id, model))
         if group is None:
