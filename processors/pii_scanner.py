@@ -88,10 +88,16 @@ class PiiScanner:
         triggers = [TRIGGERS.get(t.name, (t.regex, t.caseless)) for t in types]
         self._value_db = _compile(triggers) if triggers else None
         # The raw-batch scan also looks for secret key names, so that a batch whose only finding is a key
-        # rule is not waved through. In the wire format a key is followed by a non-alphanumeric byte (a tag).
+        # rule is not waved through. In the wire format a key is followed by a non-alphanumeric byte (a tag)
+        # and preceded either by the key tag 0x0a and a one-byte length (key == rule, maybe with blanks, which
+        # key matching strips) or, for "db.password"-style keys that end with the rule, by . _ or -. Not
+        # "secret" anywhere in prose: that made ~30 span walks per GenAI-heavy batch for nothing.
         key_regex = (
             "(?:"
-            + "|".join(re.escape(r).replace("_", "[_-]") for r in self._secret_rules)
+            + "|".join(
+                "(?:[._-]|\\n[\\x00-\\x7f]\\s*)" + re.escape(r).replace("_", "[_-]")
+                for r in self._secret_rules
+            )
             + ")(?:[^a-z0-9]|$)"
         )
         raw_patterns = [

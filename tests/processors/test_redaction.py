@@ -302,3 +302,36 @@ def test_search_near_trigger_hits_finds_what_a_whole_text_search_finds(
     if 0 not in hits:
         return
     assert _SCANNER.redact_text(text, hits[0], hits[0]) == _SCANNER.redact_text(text, hits[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rule=st.sampled_from(list(RedactionConfig().secret_keys)),
+    shape=st.sampled_from(["{}", "{}", "db.{}", "http.request.header.{}", "my_{}", "X-{}", " {} ", "{}"]),
+    upper=st.booleans(),
+    nested=st.booleans(),
+    where=st.sampled_from(["span", "log", "resource"]),
+)
+def test_a_batch_whose_only_finding_is_a_secret_key_is_masked(
+    rule: str, shape: str, upper: bool, nested: bool, where: str
+) -> None:
+    """The raw-bytes scan must never wave through a batch whose only problem is a secret key name."""
+    key = shape.format(rule.replace("_", "-") if shape.startswith("X-") else rule)
+    key = key.upper() if upper else key
+    secret = "hunter2-value"
+    attributes = attrs({"outer": {key: secret}} if nested else {key: secret})
+    if where == "log":
+        record = LogRecord()
+        record.attributes.extend(attributes)
+        raw = logs_request(record).SerializeToString()
+        out = PIPELINE.process_logs(raw).payload
+    else:
+        s = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="op")
+        if where == "span":
+            s.attributes.extend(attributes)
+            req = trace_request(s)
+        else:
+            req = trace_request(s)
+            req.resource_spans[0].resource.attributes.extend(attributes)
+        out = PIPELINE.process_traces(req.SerializeToString()).payload
+    assert secret.encode() not in out, key
