@@ -220,7 +220,6 @@ RAW_TRIGGER_OVERRIDES: dict[str, tuple[str, bool]] = {
     ),
     "credit_card": (r"\d{4}[ -]\d{4}", False),
 }
-# The run must start the number: every digit-run alternative of phone and credit_card has a left edge that
-# refuses a letter (or digit) before it, so runs inside hex ids and digests ("chatcmpl-3192b70442594052",
-# "77216e9ee7a46309973f") are not worth a look. Saves a Python walk of most spans that carry such ids.
-RAW_DIGIT_RUN: tuple[str, bool] = (r"(?:^|[^0-9A-Fa-f])\d{8}", False)
+# Only the run itself: in the raw bytes the byte before a string is its length prefix (any byte, letters and
+# digits included) and the byte after it the next field's tag, so no context may be required around it.
+RAW_DIGIT_RUN: tuple[str, bool] = (r"\d{8}", False)

@@ -335,3 +335,22 @@ def test_a_batch_whose_only_finding_is_a_secret_key_is_masked(
             req.resource_spans[0].resource.attributes.extend(attributes)
         out = PIPELINE.process_traces(req.SerializeToString()).payload
     assert secret.encode() not in out, key
+
+
+@pytest.mark.parametrize("length", [*range(48, 58), *range(65, 71), *range(97, 103)])
+@pytest.mark.parametrize("pii", ["4111111111111111", "whatsapp 47034417", "4155552671", "13812345678"])
+def test_digits_at_the_start_of_a_string_whose_length_byte_is_a_digit_or_hex_letter(
+    pii: str, length: int
+) -> None:
+    """In the raw bytes the byte before a string is its length: 48-57 are '0'-'9', 65-70 / 97-102 are hex
+    letters. The raw-batch scan must still see a number that starts the string."""
+    text = (pii + " " + "z" * length)[:length]
+    assert len(text.encode()) == length
+    s = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="op")
+    s.attributes.extend(attrs({"note": text}))
+    out = PIPELINE.process_traces(trace_request(s).SerializeToString()).payload
+    assert pii.encode() not in out
+    record = LogRecord()
+    record.body.CopyFrom(value(text))
+    out = PIPELINE.process_logs(logs_request(record).SerializeToString()).payload
+    assert pii.encode() not in out
