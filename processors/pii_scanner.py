@@ -103,8 +103,10 @@ class PiiScanner:
         raw_patterns = [
             RAW_TRIGGER_OVERRIDES.get(t.name, trigger) for t, trigger in zip(types, triggers, strict=True)
         ]
+        self._raw_digit_id = -1
         if any(t.name in RAW_TRIGGER_OVERRIDES for t in types):
             raw_patterns.append(RAW_DIGIT_RUN)
+            self._raw_digit_id = len(raw_patterns) - 1
         if self._secret_rules:
             raw_patterns.append((key_regex, True))
         self._raw_db = _compile(raw_patterns) if raw_patterns else None
@@ -144,7 +146,16 @@ class PiiScanner:
         ends: list[int] = []
         append = ends.append
 
-        def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+        digit_id = self._raw_digit_id
+        run = [-1, True]  # end of the previous digit-run hit, and whether its run was kept
+
+        def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            if pattern == digit_id:
+                # the same run as the previous hit (hits come in end order), or a new one
+                keep = run[1] if end - 8 < run[0] else _digit_run_may_start_a_number(raw, end - 8)
+                run[0], run[1] = end, keep
+                if not keep:
+                    return
             append(end)
 
         self._raw_db.scan(raw, on_match, scratch=self._scratch("raw", self._raw_db))
@@ -327,6 +338,25 @@ class PiiScanner:
             return self._placeholder.format(type=label)
         digest = hmac.new(self._hmac_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
         return self._hmac_format.format(type=label, hmac=digest[: self._hmac_length])
+
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEX_LETTERS = frozenset(b"abcdefABCDEF")
+# Bytes that can be the tag of a length-delimited field (wire type 2: low 3 bits 010) and are hex characters
+_TAG_LIKE = frozenset(b"2Bb")
+
+
+def _digit_run_may_start_a_number(raw: bytes, pos: int) -> bool:
+    """False only for a digit run that is certainly the middle of a hex token ("…e8a46309973f…"), where no
+    phone or card number can start (their left edge refuses a letter). The byte before a run that starts a
+    string is the string's length, which may be a hex letter; the byte before that is then a field tag
+    (2, B or b when it is a hex character) or a length continuation byte (>= 0x80): those runs are kept."""
+    while pos > 0 and 48 <= raw[pos - 1] <= 57:
+        pos -= 1
+    if pos < 2:
+        return True
+    before, before2 = raw[pos - 1], raw[pos - 2]
+    return not (before in _HEX_LETTERS and before2 in _HEX and before2 not in _TAG_LIKE)
 
 
 def _normalise_key(key: str) -> str:

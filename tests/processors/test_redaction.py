@@ -354,3 +354,21 @@ def test_digits_at_the_start_of_a_string_whose_length_byte_is_a_digit_or_hex_let
     record.body.CopyFrom(value(text))
     out = PIPELINE.process_logs(logs_request(record).SerializeToString()).payload
     assert pii.encode() not in out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.text(alphabet='0123456789abcdefABCDEF-_ .:=\\nu"', max_size=6),
+    pii=st.sampled_from(["4111111111111111", "4155552671", "13812345678", "+49 30 123456789", "0301234567"]),
+    pad=st.integers(0, 300),
+)
+def test_raw_shortcut_sees_every_number_the_full_walk_redacts(prefix: str, pii: str, pad: int) -> None:
+    """Skipping digit runs inside hex tokens must never skip one the full walk would redact."""
+    text = prefix + pii + " " + "z" * pad
+    s = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="op")
+    s.attributes.extend(attrs({"note": text}))
+    raw = trace_request(s).SerializeToString()
+    fast = PIPELINE.process_traces(raw).payload
+    full = trace_request(s)
+    redact_traces(full, PIPELINE.scanner, PIPELINE.config.redaction)
+    assert fast == full.SerializeToString() or (fast == raw and full.SerializeToString() == raw)
