@@ -10,7 +10,7 @@ rounding (well below 1e-12 USD for real usage).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -64,35 +64,42 @@ class ResolvedPrice:
 
     def cost(self, usage: Mapping[str, int]) -> Cost | None:
         """Cost of ``usage`` in USD, or None when the usage is inconsistent (e.g. cached > input tokens)."""
-        total_input = usage.get("input_tokens", 0)
-        plan = self.__dict__.get("_plan") or self._build_plan()
-        leaves = [0] * len(plan)
-        total = inp = out = cache_read = cache_write = 0.0
-        get = usage.get
-        for i, (key, per, price, tiers, descendants, slot) in enumerate(plan):
-            count = 1 if key == "requests" else get(key, 0)
-            for d in descendants:
-                count -= leaves[d]
-            if count < 0:
-                return None
-            if not count:
-                continue
-            leaves[i] = count
-            for start, tier_price in tiers:
-                if total_input > start:
-                    price = tier_price
-                    break
-            value = price * count / per
-            total += value
+        compiled = self.__dict__.get("_compiled") or self._compile()
+        return compiled(usage)
+
+    def _compile(self) -> Callable[[Mapping[str, int]], Cost | None]:
+        """The plan as one straight-line function: the per-span cost runs on every GenAI span, and a generic
+        loop over units, tiers and descendants costs more than the arithmetic. Same float operations in the
+        same order as the plan describes, so the result is bit-identical to evaluating it generically."""
+        lines = [
+            "def cost(usage):",
+            "    get = usage.get",
+            "    total_input = get('input_tokens', 0)",
+            "    total = inp = out = cache_read = cache_write = 0.0",
+        ]
+        for i, (key, per, price, tiers, descendants, slot) in enumerate(self._build_plan()):
+            count = "1" if key == "requests" else f"get({key!r}, 0)"
+            minus = "".join(f" - n{d}" for d in descendants)
+            price_expr = repr(price)
+            for start, tier_price in reversed(tiers):  # the first tier whose threshold is passed wins
+                price_expr = f"({tier_price!r} if total_input > {start!r} else {price_expr})"
+            lines += [f"    n{i} = {count}{minus}", f"    if n{i} < 0:", "        return None"]
+            lines.append(f"    if n{i}:")
+            lines += [f"        value = {price_expr} * n{i} / {per!r}", "        total += value"]
             if slot & 1:
-                inp += value
+                lines.append("        inp += value")
             elif slot & 2:
-                out += value
+                lines.append("        out += value")
             if slot & 4:
-                cache_read += value
+                lines.append("        cache_read += value")
             elif slot & 8:
-                cache_write += value
-        return Cost(total, inp, out, cache_read, cache_write)
+                lines.append("        cache_write += value")
+        lines.append("    return Cost(total, inp, out, cache_read, cache_write)")
+        namespace: dict[str, object] = {"Cost": Cost}
+        exec(compile("\n".join(lines), f"<price plan {self.provider_id}/{self.model_id}>", "exec"), namespace)
+        compiled = namespace["cost"]
+        object.__setattr__(self, "_compiled", compiled)
+        return compiled  # type: ignore[return-value]
 
     def _build_plan(
         self,

@@ -191,3 +191,11 @@ def test_override_cache_prices_and_alias() -> None:
     assert cost is not None
     assert cost.total == pytest.approx(1.0 + 0.1 + 1.5)
     assert cost.cache_read == pytest.approx(0.1) and cost.cache_write == pytest.approx(1.5)
+
+
+def test_usage_with_more_cached_than_input_tokens_is_not_priced(book: PriceBook) -> None:
+    resolved = book.lookup("anthropic", "claude-sonnet-4-5")
+    assert resolved is not None
+    assert resolved.cost({"input_tokens": 10, "cache_read_tokens": 20}) is None
+    assert resolved.cost({"input_tokens": 10, "cache_read_tokens": 6, "cache_write_tokens": 6}) is None
+    assert resolved.cost({"input_tokens": 12, "cache_read_tokens": 6, "cache_write_tokens": 6}) is not None
