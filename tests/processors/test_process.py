@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.processors.helpers import Client, Sink, span, trace_request
 
@@ -111,23 +112,11 @@ def test_sigterm_drains_in_flight_batch_and_exits_zero(sink: Sink) -> None:
     sink.delay_s = 1.5  # the forward is still running when SIGTERM arrives
     with sidecar_process(sink.port) as (proc, port):
         client = Client(port)
-        outcome: dict[str, object] = {}
-
-        def send() -> None:
-            try:
-                client.traces(trace_request(span("in-flight", {"k": "v"})), timeout=10)
-                outcome["status"] = "OK"
-            except grpc.RpcError as err:
-                outcome["status"] = err.code()
-
-        sender = threading.Thread(target=send)
-        sender.start()
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        sender.join(15)
-        assert proc.wait(20) == 0
+        status = _send_then_sigterm(
+            proc, client, trace_request(span("in-flight", {"k": "v"})), exit_within=20
+        )
         client.close()
-    assert outcome["status"] == "OK"
+    assert status == "OK"
     assert len(sink.traces) == 1
 
 
@@ -153,7 +142,7 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def _busy_batch(i: int) -> bytes:
+def _busy_batch(i: int) -> ExportTraceServiceRequest:
     text = " ".join(f"user{i}-{j}@mail.example call +49 30 1234{j:04d}" for j in range(3000))
     return trace_request(span(f"s{i}", {"gen_ai.input.messages": text}))
 
@@ -187,24 +176,11 @@ def test_workers_share_one_connection_and_stop_on_sigterm(sink: Sink) -> None:
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "not a valid ExportTraceServiceRequest" in (bad.value.details() or "")
         sink.delay_s = 1.0  # a batch is still being forwarded when SIGTERM arrives: it must finish
-        outcome: dict[str, object] = {}
-
-        def last() -> None:
-            try:
-                client.traces(trace_request(span("last", {"mail": "x@y.example"})), timeout=10)
-                outcome["status"] = "OK"
-            except grpc.RpcError as err:
-                outcome["status"] = err.code()
-
-        sender = threading.Thread(target=last)
-        sender.start()
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        sender.join(15)
-        assert proc.wait(30) == 0
+        request = trace_request(span("last", {"mail": "x@y.example"}))
+        status = _send_then_sigterm(proc, client, request, exit_within=30)
         client.close()
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
-    assert outcome["status"] == "OK"
+    assert status == "OK"
     assert len(sink.traces) == 41
     assert all(b"@mail.example" not in raw and b"x@y.example" not in raw for raw in sink.traces)
 
@@ -233,3 +209,26 @@ def test_lost_worker_answers_unavailable_never_forwards_unredacted_and_recovers(
         assert proc.wait(30) == 0
     assert len(sink.traces) == 2  # the warm-up batch and the first OK after the restart
     assert all(b"x@y.example" not in raw for raw in sink.traces)
+
+
+def _send_then_sigterm(
+    proc: subprocess.Popen[bytes], client: Client, request: ExportTraceServiceRequest, exit_within: float
+) -> object:
+    """Send one batch; SIGTERM the sidecar while it is being forwarded; the process must exit 0.
+    Returns "OK" or the gRPC status code the client got."""
+    outcome: dict[str, object] = {}
+
+    def send() -> None:
+        try:
+            client.traces(request, timeout=10)
+            outcome["status"] = "OK"
+        except grpc.RpcError as err:
+            outcome["status"] = err.code()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    sender.join(15)
+    assert proc.wait(exit_within) == 0
+    return outcome.get("status")
