@@ -8,12 +8,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.trace import Link, SpanKind
+from pydantic import BaseModel
 
 from app import __version__
 from app.chat import ChatService
@@ -31,6 +32,7 @@ from app.telemetry.setup import MeterProviderWithout, Telemetry, setup_telemetry
 from app.tenants import Authenticator, hash_user
 
 FAULT_HEADER = "x-simulated-fault"
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def build_providers(config: GatewayConfig, telemetry: Telemetry) -> dict[str, Provider]:
@@ -67,6 +69,17 @@ async def _json_body(request: Request, limit: int) -> dict[str, Any]:
     return data
 
 
+def _validated(model: type[_Model], body: dict[str, Any]) -> _Model:
+    """The body as ``model``, or the OpenAI-style 400 naming the first invalid field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        param, message = first_error(exc)
+        raise ApiError(
+            400, message, param=param, code="invalid_value", error_type="invalid_request"
+        ) from None
+
+
 def create_app(
     config: GatewayConfig, telemetry: Telemetry | None = None, *, log_to_stderr: bool = True
 ) -> FastAPI:
@@ -77,7 +90,7 @@ def create_app(
     router = Router(config, providers)
     auth = Authenticator(config)
     chat = ChatService(router, telemetry, metrics, logger)
-    tracer = telemetry.tracer_provider.get_tracer("app.gateway", __version__)
+    tracer = chat.tracer
     if auth.open:
         logger.warning("no API keys configured: the gateway is open; every request is tenant 'default'")
 
@@ -146,13 +159,7 @@ def create_app(
     async def chat_completions(request: Request) -> Response:
         tenant = authenticate(request)
         body = await _json_body(request, config.max_request_bytes)
-        try:
-            parsed = ChatCompletionRequest.model_validate(body)
-        except ValidationError as exc:
-            param, message = first_error(exc)
-            raise ApiError(
-                400, message, param=param, code="invalid_value", error_type="invalid_request"
-            ) from None
+        parsed = _validated(ChatCompletionRequest, body)
         user_hash = hash_user(parsed.user, config.user_hash_salt) if parsed.user else None
         body.pop("user", None)  # the raw end-user id goes nowhere: not upstream, not to telemetry
         include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
@@ -201,14 +208,7 @@ def create_app(
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> JSONResponse:
         tenant = authenticate(request)
-        body = await _json_body(request, 100_000)
-        try:
-            fb = FeedbackRequest.model_validate(body)
-        except ValidationError as exc:
-            param, message = first_error(exc)
-            raise ApiError(
-                400, message, param=param, code="invalid_value", error_type="invalid_request"
-            ) from None
+        fb = _validated(FeedbackRequest, await _json_body(request, 100_000))
         recorded = chat.responses.get(fb.response_id)
         if recorded is None or recorded.tenant != tenant:
             raise ApiError(

@@ -166,7 +166,7 @@ class ChatService:
             raise self._internal_error(exc) from exc
         ttft = time.perf_counter() - call.started
         call.record_first_chunk(ttft)
-        return SSEResponse(ChatStream(call, upstream, first, ttft, include_usage, self.metrics))
+        return SSEResponse(ChatStream(call, upstream, first, ttft, include_usage))
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -183,14 +183,14 @@ class ChatStream:
         first: dict[str, Any],
         ttft_s: float,
         include_usage: bool,
-        metrics: GatewayMetrics,
     ) -> None:
         self.call = call
         self._upstream = upstream
         self._first = first
         self._ttft = ttft_s
         self._include_usage = include_usage
-        self._metrics = metrics
+        self._metrics = metrics = call.metrics
+        self._stream_attrs = {"llm_gateway.tenant": call.meta.tenant}  # llm_gateway.active_streams
         self._contents: dict[int, list[str]] = {}
         self._finish: dict[int, str] = {}
         self._usage: dict[str, Any] | None = None
@@ -198,7 +198,7 @@ class ChatStream:
         self._model: str | None = None
         self._fingerprint: str | None = None
         self._active = True
-        metrics.active_streams.add(1, {"llm_gateway.tenant": call.meta.tenant}, context=call.context)
+        metrics.active_streams.add(1, self._stream_attrs, context=call.context)
         self._gen = self._relay()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -242,17 +242,16 @@ class ChatStream:
     def _finalize(self, status: int, error_type: str | None = None, message: str | None = None) -> None:
         if self._active:
             self._active = False
-            self._metrics.active_streams.add(
-                -1, {"llm_gateway.tenant": self.call.meta.tenant}, context=self.call.context
-            )
+            self._metrics.active_streams.add(-1, self._stream_attrs, context=self.call.context)
         end = time.perf_counter() - self.call.started
+        choices = self._choices()
         self.call.finish(
             status=status,
             response_id=self._id,
             response_model=self._model,
-            finish_reasons=[self._finish.get(c["index"], "error") for c in self._choices()],
+            finish_reasons=[c["finish_reason"] or "error" for c in choices],
             usage=self._usage,
-            choices=self._choices(),
+            choices=choices,
             system_fingerprint=self._fingerprint,
             error_type=error_type,
             error_message=message,

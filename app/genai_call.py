@@ -98,10 +98,12 @@ class GenAICall:
         attrs[g.SIMULATED] = provider.simulated
         attrs[g.PROVIDER_ID] = provider.id
         attrs[g.REQUEST_ID] = meta.request_id
+        server: dict[str, Any] = {}  # on the span and on the metrics
         if provider.server_address:
-            attrs[g.SERVER_ADDRESS] = provider.server_address
+            server[g.SERVER_ADDRESS] = provider.server_address
             if provider.server_port:
-                attrs[g.SERVER_PORT] = provider.server_port
+                server[g.SERVER_PORT] = provider.server_port
+        attrs.update(server)
         if meta.user_hash:
             attrs[g.ENDUSER_PSEUDO_ID] = meta.user_hash
         self._prompt_preview: str | None = None
@@ -122,11 +124,8 @@ class GenAICall:
             g.REQUEST_MODEL: model_guard(meta.upstream_model),
             g.TENANT: meta.tenant,
             g.SIMULATED: provider.simulated,
+            **server,
         }
-        if provider.server_address:
-            self.metric_attrs[g.SERVER_ADDRESS] = provider.server_address
-            if provider.server_port:
-                self.metric_attrs[g.SERVER_PORT] = provider.server_port
         self.started = time.perf_counter()
         self.finished = False
         self.retries = 0

@@ -127,6 +127,15 @@ def _text_parts(content: Any) -> list[dict[str, Any]]:
     return parts
 
 
+def _tool_call_part(call: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI tool call as a semconv tool_call part (arguments parsed when they are JSON)."""
+    fn = call.get("function") or {}
+    args: Any = fn.get("arguments")
+    with contextlib.suppress(ValueError):
+        args = json.loads(args) if isinstance(args, str) else args
+    return {"type": "tool_call", "id": call.get("id"), "name": fn.get("name"), "arguments": args}
+
+
 def input_messages(messages: list[dict[str, Any]]) -> tuple[str, str | None]:
     """(gen_ai.input.messages JSON, gen_ai.system_instructions JSON or None) per the semconv JSON schemas."""
     converted: list[dict[str, Any]] = []
@@ -151,15 +160,9 @@ def input_messages(messages: list[dict[str, Any]]) -> tuple[str, str | None]:
             )
             continue
         parts = _text_parts(message.get("content"))
-        for call in message.get("tool_calls") or []:
-            if isinstance(call, dict):
-                fn = call.get("function") or {}
-                args: Any = fn.get("arguments")
-                with contextlib.suppress(ValueError):
-                    args = json.loads(args) if isinstance(args, str) else args
-                parts.append(
-                    {"type": "tool_call", "id": call.get("id"), "name": fn.get("name"), "arguments": args}
-                )
+        parts.extend(
+            _tool_call_part(call) for call in message.get("tool_calls") or [] if isinstance(call, dict)
+        )
         entry: dict[str, Any] = {"role": role, "parts": parts}
         if message.get("name"):
             entry["name"] = message["name"]
@@ -176,14 +179,7 @@ def output_messages(choices: list[dict[str, Any]]) -> str:
     for choice in choices:
         message = choice.get("message") or {}
         parts = _text_parts(message.get("content"))
-        for call in message.get("tool_calls") or []:
-            fn = call.get("function") or {}
-            args: Any = fn.get("arguments")
-            with contextlib.suppress(ValueError):
-                args = json.loads(args) if isinstance(args, str) else args
-            parts.append(
-                {"type": "tool_call", "id": call.get("id"), "name": fn.get("name"), "arguments": args}
-            )
+        parts.extend(_tool_call_part(call) for call in message.get("tool_calls") or [])
         out.append(
             {
                 "role": message.get("role") or "assistant",
