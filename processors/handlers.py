@@ -17,8 +17,10 @@ from processors.pricing import PriceBook
 from processors.redaction import RedactionStats, redact_logs, redact_traces
 from processors.telemetry import Telemetry
 
-TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
+LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 _USAGE_MARKER = b"gen_ai.usage."
 
 

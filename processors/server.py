@@ -15,13 +15,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from processors.config import SidecarConfig
 from processors.forwarding import ExportForwarder
-from processors.handlers import LOGS_METHOD, TRACE_METHOD, Processor
+from processors.handlers import LOGS_METHOD, LOGS_SERVICE, TRACE_METHOD, TRACE_SERVICE, Processor
 from processors.telemetry import Telemetry
 
 log = logging.getLogger("processors.server")
-
-TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
 @dataclass
@@ -55,22 +52,20 @@ def start_server(
             ("grpc.enable_retries", 0),
         ],
     )
-    traces = ExportForwarder(
-        signal="traces",
-        method=TRACE_METHOD,
-        process=pipeline.process_traces,
-        server_config=config.server,
-        telemetry=telemetry,
-        channel=channel,
-    )
-    logs = ExportForwarder(
-        signal="logs",
-        method=LOGS_METHOD,
-        process=pipeline.process_logs,
-        server_config=config.server,
-        telemetry=telemetry,
-        channel=channel,
-    )
+    forwarders = {
+        service: ExportForwarder(
+            signal=name,
+            method=method,
+            process=process,
+            server_config=config.server,
+            telemetry=telemetry,
+            channel=channel,
+        )
+        for service, method, name, process in (
+            (TRACE_SERVICE, TRACE_METHOD, "traces", pipeline.process_traces),
+            (LOGS_SERVICE, LOGS_METHOD, "logs", pipeline.process_logs),
+        )
+    }
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.server.max_concurrent_batches + 4, thread_name_prefix="sidecar"
@@ -82,13 +77,11 @@ def start_server(
         ],
     )
     server.add_generic_rpc_handlers(
-        (
+        tuple(
             grpc.method_handlers_generic_handler(
-                TRACE_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(traces.handle)}
-            ),
-            grpc.method_handlers_generic_handler(
-                LOGS_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(logs.handle)}
-            ),
+                service, {"Export": grpc.unary_unary_rpc_method_handler(forwarder.handle)}
+            )
+            for service, forwarder in forwarders.items()
         )
     )
     health_servicer = health.HealthServicer()
@@ -97,8 +90,8 @@ def start_server(
     if port == 0:
         raise OSError(f"cannot listen on {listen} (address in use or invalid)")
     server.start()
-    for name in ("", TRACE_SERVICE, LOGS_SERVICE):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    for service in ("", *forwarders):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server, health_servicer, channel, port)
 
 
