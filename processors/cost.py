@@ -81,10 +81,6 @@ def _token_count(value: AnyValue) -> int | None:
 
 
 # attrs.add() builds the KeyValue in place: ~2.5x faster than appending a new message (which copies it)
-def _set_double(attrs: Any, key: str, v: float) -> None:
-    attrs.add(key=key).value.double_value = v
-
-
 def _set_string(attrs: Any, key: str, v: str) -> None:
     attrs.add(key=key).value.string_value = v
 

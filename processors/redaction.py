@@ -125,8 +125,9 @@ Regions = set[tuple[int, int, int, int]] | None
 """(kind, resource, scope, item) of wire_index regions to visit; None visits everything."""
 
 
-def _wanted(only: Regions, kind: int, r: int, s: int = -1, i: int = -1) -> bool:
-    return only is None or (kind, r, s, i) in only
+def _wanted(only: Regions, kind: int, r: int, s: int = -1) -> bool:
+    """Is this resource (or scope) region to be visited? Their regions have item index -1."""
+    return only is None or (kind, r, s, -1) in only
 
 
 def redact_traces(
