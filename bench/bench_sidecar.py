@@ -120,6 +120,14 @@ def wait_accepting(port: int, payload: bytes, method: str, timeout: float = 30.0
         channel.close()
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank) of ``values``; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 @dataclass
 class Run:
     batches: int
@@ -132,10 +140,7 @@ class Run:
         return self.batches * SPANS_PER_BATCH / self.seconds
 
     def pct(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+        return percentile(self.latencies, q) * 1000
 
 
 def drive(
@@ -219,7 +224,6 @@ def in_process_numbers(traces: list[bytes]) -> dict[str, float]:
             t0 = time.perf_counter()
             pipeline.process_traces(b)
             times.append(time.perf_counter() - t0)
-    times.sort()
     # per-span cost: price every GenAI span of the batches (cached lookups), divided by spans priced
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -239,8 +243,8 @@ def in_process_numbers(traces: list[bytes]) -> dict[str, float]:
         resolved.cost(usage)
     per_cost = (time.perf_counter() - t0) / n
     return {
-        "p50_ms": times[len(times) // 2] * 1000,
-        "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))] * 1000,
+        "p50_ms": percentile(times, 0.5) * 1000,
+        "p99_ms": percentile(times, 0.99) * 1000,
         "cost_us": per_cost * 1e6,
         "cost_walk_us": per_span_walk * 1e6,
     }

@@ -84,26 +84,24 @@ def _wait_serving(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
         channel.close()
 
 
+def _run_with_config(cfg: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "processors", "--config", str(cfg)],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+
+
 def test_bad_config_exits_nonzero_naming_the_field(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("redaction:\n  custom_patterns:\n    - name: bad\n      regex: '(unclosed'\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "processors", "--config", str(cfg)],
-        env=_env(),
-        cwd=ROOT,
-        capture_output=True,
-        timeout=60,
-    )
+    result = _run_with_config(cfg)
     assert result.returncode == 2
     assert b"redaction.custom_patterns[0].regex" in result.stderr
     cfg.write_text("server:\n  max_mesage_bytes: 10\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "processors", "--config", str(cfg)],
-        env=_env(),
-        cwd=ROOT,
-        capture_output=True,
-        timeout=60,
-    )
+    result = _run_with_config(cfg)
     assert result.returncode == 2
     assert b"server.max_mesage_bytes" in result.stderr
 
