@@ -51,18 +51,21 @@ def _iso_ts(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
 
 
+def _json_head(created: float, level: str, logger: str, msg: str, span: trace.Span) -> dict[str, Any]:
+    """The leading fields of a JSON log line: time, level, logger, message and the span's ids."""
+    out: dict[str, Any] = {"ts": _iso_ts(created), "level": level, "logger": logger, "msg": msg}
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        out["trace_id"] = format(ctx.trace_id, "032x")
+        out["span_id"] = format(ctx.span_id, "016x")
+    return out
+
+
 class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": _iso_ts(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            out["trace_id"] = format(ctx.trace_id, "032x")
-            out["span_id"] = format(ctx.span_id, "016x")
+        out = _json_head(
+            record.created, record.levelname, record.name, record.getMessage(), trace.get_current_span()
+        )
         out.update(getattr(record, ATTRS_KEY, None) or {})
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
@@ -115,8 +118,8 @@ class RequestLog:
         if not self._logger.isEnabledFor(level):
             return
         now_ns = time.time_ns()
+        level_name = logging.getLevelName(level)
         if self._otlp is not None:
-            level_name = logging.getLevelName(level)
             self._otlp.emit(
                 timestamp=now_ns,
                 context=context,
@@ -128,16 +131,9 @@ class RequestLog:
             )
         handler = self._stderr
         if handler is not None:
-            out: dict[str, Any] = {
-                "ts": _iso_ts(now_ns / 1e9),
-                "level": logging.getLevelName(level),
-                "logger": self._logger.name,
-                "msg": body,
-            }
-            ctx = trace.get_current_span(context).get_span_context()
-            if ctx.is_valid:
-                out["trace_id"] = format(ctx.trace_id, "032x")
-                out["span_id"] = format(ctx.span_id, "016x")
+            out = _json_head(
+                now_ns / 1e9, level_name, self._logger.name, body, trace.get_current_span(context)
+            )
             out["event.name"] = event_name
             out.update(attrs)
             line = json.dumps(out, default=str, ensure_ascii=False) + "\n"

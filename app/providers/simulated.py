@@ -151,10 +151,26 @@ class SimulatedProvider:
             await asyncio.sleep(s.timeout_after_s)
             raise UpstreamTimeout("simulated upstream timeout (injected fault)")
 
-    async def complete(self, call: ChatCall) -> dict[str, Any]:
+    async def _start(self, call: ChatCall) -> str | None:
+        """Draw this call's fault and raise it now, unless it is a disconnect (which strikes later)."""
         fault = self.next_fault(call.fault)
         if fault is not None and fault != "disconnect":
             await self._raise_fault(fault)
+        return fault
+
+    @staticmethod
+    def _envelope(call: ChatCall, obj: str) -> dict[str, Any]:
+        """The fields a completion and each of its chunks start with."""
+        return {
+            "id": f"chatcmpl-sim{uuid.uuid4().hex[:24]}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": call.upstream_model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
+
+    async def complete(self, call: ChatCall) -> dict[str, Any]:
+        fault = await self._start(call)
         tokens, finish, prompt, cached = self._plan(call)
         delay = self.settings.ttft_ms / 1000.0
         if self.settings.tokens_per_second > 0:
@@ -163,36 +179,23 @@ class SimulatedProvider:
             await asyncio.sleep(delay)
         if fault == "disconnect":
             raise StreamBroken("simulated upstream connection drop (injected fault)")
-        return {
-            "id": f"chatcmpl-sim{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": call.upstream_model,
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(tokens), "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": self._usage(prompt, len(tokens), cached),
-        }
+        completion = self._envelope(call, "chat.completion")
+        completion["choices"] = [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(tokens), "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ]
+        completion["usage"] = self._usage(prompt, len(tokens), cached)
+        return completion
 
     async def stream(self, call: ChatCall) -> AsyncGenerator[dict[str, Any], None]:
-        fault = self.next_fault(call.fault)
-        if fault is not None and fault != "disconnect":
-            await self._raise_fault(fault)
+        fault = await self._start(call)
         tokens, finish, prompt, cached = self._plan(call)
         s = self.settings
-        base = {
-            "id": f"chatcmpl-sim{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": call.upstream_model,
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-        }
+        base = self._envelope(call, "chat.completion.chunk")
         if s.ttft_ms > 0:
             await asyncio.sleep(s.ttft_ms / 1000.0)
         yield {
