@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import metrics
@@ -17,55 +17,35 @@ TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5]
 FEEDBACK_BUCKETS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
-METRIC_NAMES = (
-    "gen_ai.client.token.usage",
-    "gen_ai.client.operation.duration",
-    "gen_ai.server.time_to_first_token",
-    "gen_ai.server.time_per_output_token",
-    "llm_gateway.active_streams",
-    "llm_gateway.upstream.retries",
-    "llm_gateway.errors",
-    "llm_gateway.feedback.score",
-)
-LATEST_EXPERIMENTAL_METRIC_NAMES = (
-    "gen_ai.client.inference.duration",
-    "gen_ai.client.inference.time_to_first_chunk",
-    "gen_ai.client.inference.time_per_output_chunk",
-    "gen_ai.client.inference.usage.input_tokens",
-    "gen_ai.client.inference.usage.output_tokens",
-    "gen_ai.client.inference.usage.cache_read.input_tokens",
-)
-
 Attrs = Mapping[str, Any]
 
 
 class GatewayMetrics:
     def __init__(self, meter_provider: metrics.MeterProvider, latest_experimental: bool) -> None:
         meter = meter_provider.get_meter("app.gateway", __version__)
-        h = meter.create_histogram
+
+        def h(name: str, unit: str, description: str, buckets: Sequence[float]) -> metrics.Histogram:
+            return meter.create_histogram(
+                name, unit=unit, description=description, explicit_bucket_boundaries_advisory=buckets
+            )
+
         self.token_usage = h(
-            "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            "gen_ai.client.token.usage", "{token}", "Number of input and output tokens used.", TOKEN_BUCKETS
         )
         self.operation_duration = h(
-            "gen_ai.client.operation.duration",
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            "gen_ai.client.operation.duration", "s", "GenAI operation duration.", DURATION_BUCKETS
         )
         self.time_to_first_token = h(
             "gen_ai.server.time_to_first_token",
-            unit="s",
-            description="Time to generate first token for successful responses.",
-            explicit_bucket_boundaries_advisory=TTFT_BUCKETS,
+            "s",
+            "Time to generate first token for successful responses.",
+            TTFT_BUCKETS,
         )
         self.time_per_output_token = h(
             "gen_ai.server.time_per_output_token",
-            unit="s",
-            description="Time per output token generated after the first token for successful responses.",
-            explicit_bucket_boundaries_advisory=TPOT_BUCKETS,
+            "s",
+            "Time per output token generated after the first token for successful responses.",
+            TPOT_BUCKETS,
         )
         self.active_streams = meter.create_up_down_counter(
             "llm_gateway.active_streams", unit="{stream}", description="Streaming responses in flight."
@@ -80,47 +60,38 @@ class GatewayMetrics:
         )
         self.feedback = h(
             "llm_gateway.feedback.score",
-            unit="1",
-            description="User feedback scores (0 = bad, 1 = good) for responses.",
-            explicit_bucket_boundaries_advisory=FEEDBACK_BUCKETS,
+            "1",
+            "User feedback scores (0 = bad, 1 = good) for responses.",
+            FEEDBACK_BUCKETS,
         )
         self.latest = latest_experimental
         if latest_experimental:
             self.inf_duration = h(
-                "gen_ai.client.inference.duration",
-                unit="s",
-                description="GenAI inference duration.",
-                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+                "gen_ai.client.inference.duration", "s", "GenAI inference duration.", DURATION_BUCKETS
             )
             self.inf_ttfc = h(
                 "gen_ai.client.inference.time_to_first_chunk",
-                unit="s",
-                description="Time to receive the first chunk of a streamed response.",
-                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+                "s",
+                "Time to receive the first chunk of a streamed response.",
+                DURATION_BUCKETS,
             )
             self.inf_tpoc = h(
                 "gen_ai.client.inference.time_per_output_chunk",
-                unit="s",
-                description="Time per output chunk after the first one.",
-                explicit_bucket_boundaries_advisory=TPOT_BUCKETS,
+                "s",
+                "Time per output chunk after the first one.",
+                TPOT_BUCKETS,
             )
             self.inf_input = h(
-                "gen_ai.client.inference.usage.input_tokens",
-                unit="{token}",
-                description="Input tokens used.",
-                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+                "gen_ai.client.inference.usage.input_tokens", "{token}", "Input tokens used.", TOKEN_BUCKETS
             )
             self.inf_output = h(
-                "gen_ai.client.inference.usage.output_tokens",
-                unit="{token}",
-                description="Output tokens used.",
-                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+                "gen_ai.client.inference.usage.output_tokens", "{token}", "Output tokens used.", TOKEN_BUCKETS
             )
             self.inf_cache_read = h(
                 "gen_ai.client.inference.usage.cache_read.input_tokens",
-                unit="{token}",
-                description="Input tokens served from a provider-managed cache.",
-                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+                "{token}",
+                "Input tokens served from a provider-managed cache.",
+                TOKEN_BUCKETS,
             )
 
     def record_call(
