@@ -90,16 +90,14 @@ lint: venv
 	  promtool test rules compose/prometheus/tests/*.yml
 
 test-unit: venv
-	@$(VPY) -m pytest -m "not e2e and not load" -q
+	@echo "==> unit tests"; $(VPY) -m pytest -m "not e2e and not load" -q -p no:cacheprovider
 
 test-e2e: venv collector tools
-	@$(VPY) -m pytest -m "e2e or load" -q
-
-# Everything CI runs: lint, fast tests, then the end-to-end and load group.
-test: venv collector tools lint
-	@echo "==> unit tests"; $(VPY) -m pytest -m "not e2e and not load" -q -p no:cacheprovider
 	@echo "==> end-to-end and load tests (real Collector, Prometheus, sidecar, gateway)"; \
 	  $(VPY) -m pytest -m "e2e or load" -q -p no:cacheprovider
+
+# Everything CI runs, in this order: lint, fast tests, then the end-to-end and load group.
+test: venv collector tools lint test-unit test-e2e
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	@echo "==> installing the bench extra (presidio-analyzer, for the PII accuracy comparison)"

@@ -21,5 +21,5 @@ fi
 if [ -n "${OTLP_INGEST_TOKEN:-}" ]; then
   set -- "$@" --config "$here/config.ingest-auth.yaml"
 fi
-if [ -n "$sub" ]; then exec "$bin" validate "$@"; fi
-exec "$bin" "$@"
+# $sub is empty or "validate": unquoted on purpose, so that empty adds no argument
+exec "$bin" $sub "$@"

@@ -50,11 +50,6 @@ def wait_for(cond: Callable[[], T | None], timeout: float, what: str, interval: 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
 
 
-def http_get_json(url: str, timeout: float = 5) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.load(resp)
-
-
 def http_status(url: str, timeout: float = 2) -> int:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -65,32 +60,23 @@ def http_status(url: str, timeout: float = 2) -> int:
         return 0
 
 
-# --- the Collector's file exporter output: compose/native/exports.py reads it for the demo too ------
+# --- compose/native: the stack script and the read-back helpers the demo uses too -----------------
 
 sys.path.insert(0, str(REPO / "compose" / "native"))
-from exports import attr, exported_log_records, exported_spans, read_jsonl  # noqa: E402
+import stack as native_stack  # noqa: E402
+from readback import attr, exported_log_records, exported_spans, read_jsonl  # noqa: E402
+from readback import exemplars as prom_exemplars  # noqa: E402
+from readback import query as prom_query  # noqa: E402
 
-__all__ = ["attr", "exported_log_records", "exported_spans", "read_jsonl"]
-
-
-# --- Prometheus ---------------------------------------------------------------------------------
-
-
-def prom_query(base: str, query: str) -> list[dict[str, Any]]:
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    body = http_get_json(url)
-    assert body["status"] == "success", body
-    return list(body["data"]["result"])
-
-
-def prom_exemplars(base: str, query: str, window_s: int = 900) -> list[dict[str, Any]]:
-    now = time.time()
-    url = f"{base}/api/v1/query_exemplars?" + urllib.parse.urlencode(
-        {"query": query, "start": now - window_s, "end": now + 60}
-    )
-    body = http_get_json(url)
-    assert body["status"] == "success", body
-    return [ex for series in body["data"] for ex in series.get("exemplars", [])]
+__all__ = [
+    "attr",
+    "exported_log_records",
+    "exported_spans",
+    "native_stack",
+    "prom_exemplars",
+    "prom_query",
+    "read_jsonl",
+]
 
 
 # --- a bare Collector process (our config + overlays) -------------------------------------------
@@ -106,39 +92,36 @@ class CollectorProcess:
     ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        names = ["otlp_grpc", "otlp_http", "internal", "prom", "health", "telemetry", "zpages", "pprof"]
+        names = [
+            "otlp_grpc",
+            "otlp_http",
+            "internal_otlp",
+            "prom_exporter",
+            "health_check",
+            "collector_telemetry",
+            "zpages",
+            "pprof",
+        ]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
 
     def env(self) -> dict[str, str]:
-        p = self.ports
         env = dict(os.environ)
-        env.update(
-            COLLECTOR_NATIVE="1",
-            RUN_DIR=str(self.run_dir),
-            OTELCOL_BIN=str(COLLECTOR_BIN),
-            OTLP_GRPC_ENDPOINT=f"127.0.0.1:{p['otlp_grpc']}",
-            OTLP_HTTP_ENDPOINT=f"127.0.0.1:{p['otlp_http']}",
-            INTERNAL_OTLP_ENDPOINT=f"127.0.0.1:{p['internal']}",
-            SIDECAR_ENDPOINT=f"127.0.0.1:{p['internal']}",  # loop-through unless extra_env says otherwise
-            PROM_EXPORTER_ENDPOINT=f"127.0.0.1:{p['prom']}",
-            HEALTH_CHECK_ENDPOINT=f"127.0.0.1:{p['health']}",
-            COLLECTOR_TELEMETRY_HOST="127.0.0.1",
-            COLLECTOR_TELEMETRY_PORT=str(p["telemetry"]),
-            ZPAGES_ENDPOINT=f"127.0.0.1:{p['zpages']}",
-            PPROF_ENDPOINT=f"127.0.0.1:{p['pprof']}",
-            COLLECTOR_STORAGE_DIR=str(self.run_dir / "queue"),
-        )
         env.pop("OTLP_INGEST_TOKEN", None)
+        # loop-through (SIDECAR_ENDPOINT = the internal receiver) unless extra_env says otherwise
+        env.update(
+            native_stack.collector_env(self.ports, self.run_dir, sidecar_port=self.ports["internal_otlp"])
+        )
+        env.update(COLLECTOR_NATIVE="1", RUN_DIR=str(self.run_dir), OTELCOL_BIN=str(COLLECTOR_BIN))
         env.update(self.extra_env)
         return env
 
     @property
     def traces_file(self) -> Path:
-        return self.run_dir / "export" / "traces.jsonl"
+        return Path(native_stack.export_files(self.run_dir)["traces"])
 
     @property
     def logs_file(self) -> Path:
-        return self.run_dir / "export" / "logs.jsonl"
+        return Path(native_stack.export_files(self.run_dir)["logs"])
 
     def start(self, timeout: float = 60) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +133,7 @@ class CollectorProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"Collector exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return http_status(f"http://127.0.0.1:{self.ports['health']}/") == 200
+            return http_status(f"http://127.0.0.1:{self.ports['health_check']}/") == 200
 
         wait_for(ready, timeout, "the Collector's health_check")
 
@@ -232,23 +215,11 @@ class NativeStack:
         return Path(self.info["export_files"]["logs"])
 
 
-def load_stack_module() -> Any:
-    """compose/native/stack.py as a module (it is a script, not part of the distribution)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("native_stack", STACK_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("native_stack", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def stack_env(run_dir: Path, **overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("OTLP_INGEST_TOKEN", None)
     env["RUN_DIR"] = str(run_dir)
-    port_vars = [var for var, _ in load_stack_module().PORTS.values()]
+    port_vars = [var for var, _ in native_stack.PORTS.values()]
     for var, port in zip(port_vars, free_ports(len(port_vars)), strict=True):
         env[var] = str(port)
     env.update(overrides)

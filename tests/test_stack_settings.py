@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack_support import load_stack_module
-
-stack = load_stack_module()
+from tests.stack_support import native_stack as stack
 
 
 def test_defaults_are_the_design_ports(tmp_path: Path) -> None:

@@ -16,29 +16,19 @@ import os
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import readback
 import stack
-from exports import attr, exported_log_records, exported_spans
+from readback import attr, exported_log_records, exported_spans
 
 
-def _prom(base: str, path: str, **params: Any) -> Any:
-    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        body = json.load(resp)
-    if body.get("status") != "success":
-        raise RuntimeError(f"Prometheus {path} failed: {body}")
-    return body["data"]
-
-
-def _scalar(base: str, query: str) -> float | None:
-    result = _prom(base, "/api/v1/query", query=query)["result"]
+def _scalar(base: str, promql: str) -> float | None:
+    result = readback.query(base, promql)
     return float(result[0]["value"][1]) if result else None
 
 
@@ -150,7 +140,7 @@ def drive_synthetic(settings: stack.Settings, count: int) -> dict[str, Any]:
 
 def wait_until_settled(settings: stack.Settings, seconds: float = 40) -> None:
     """Until the exported span count stops growing and Prometheus has scraped the latest metrics."""
-    traces = settings.run_dir / "export" / "traces.jsonl"
+    traces = stack.export_files(settings.run_dir)["traces"]
     last, stable_since, deadline = -1, time.monotonic(), time.monotonic() + seconds
     while time.monotonic() < deadline:
         size = traces.stat().st_size if traces.exists() else 0
@@ -163,8 +153,9 @@ def wait_until_settled(settings: stack.Settings, seconds: float = 40) -> None:
 
 def summarise(settings: stack.Settings, load: dict[str, Any]) -> bool:
     prom = settings.url("prometheus")
-    spans = exported_spans(settings.run_dir / "export" / "traces.jsonl")
-    logs = exported_log_records(settings.run_dir / "export" / "logs.jsonl")
+    files = stack.export_files(settings.run_dir)
+    spans = exported_spans(files["traces"])
+    logs = exported_log_records(files["logs"])
     genai = [s for s in spans if attr(s, "gen_ai.operation.name")]
     priced = [s for s in genai if attr(s, "gen_ai.cost.status") == "priced"]
     unpriced = [s for s in genai if attr(s, "gen_ai.cost.status") == "unpriced"]
@@ -176,7 +167,7 @@ def summarise(settings: stack.Settings, load: dict[str, Any]) -> bool:
         if n:
             redactions += int(n)
             redacted_types.update(attr(item, "pii.redacted.types") or [])
-    series = _prom(
+    series = readback.prometheus(
         prom,
         "/api/v1/series",
         **{"match[]": '{__name__=~".+", job!~"prometheus|alertmanager|otelcol"}', "start": time.time() - 600},
@@ -186,10 +177,8 @@ def summarise(settings: stack.Settings, load: dict[str, Any]) -> bool:
     print("\n==================== llm-otel-pipeline demo summary ====================")
     if load:
         print(f"traffic         {json.dumps(load, sort_keys=True)}")
-    print(
-        f"spans exported  {len(spans)} ({len(genai)} GenAI spans)  -> {settings.run_dir}/export/traces.jsonl"
-    )
-    print(f"logs exported   {len(logs)}  -> {settings.run_dir}/export/logs.jsonl")
+    print(f"spans exported  {len(spans)} ({len(genai)} GenAI spans)  -> {files['traces']}")
+    print(f"logs exported   {len(logs)}  -> {files['logs']}")
     print(f"metrics         {len(series)} series, {len(metric_names)} metric names in Prometheus ({prom})")
     for name in [n for n in metric_names if n.startswith(("gen_ai_", "sidecar_", "traces_span"))][:12]:
         print(f"                  {name}")
@@ -224,14 +213,10 @@ def _exemplar_trace(prom: str, exported: set[str]) -> tuple[str, str] | None:
         "traces_span_metrics_duration_seconds_bucket",
         "http_server_request_duration_seconds_bucket",
     ):
-        data = _prom(
-            prom, "/api/v1/query_exemplars", query=metric, start=time.time() - 900, end=time.time() + 60
-        )
-        for series in data:
-            for ex in series.get("exemplars", []):
-                trace_id = ex["labels"].get("trace_id")
-                if trace_id in exported:
-                    return metric, trace_id
+        for ex in readback.exemplars(prom, metric):
+            trace_id = ex["labels"].get("trace_id")
+            if trace_id in exported:
+                return metric, trace_id
     return None
 
 

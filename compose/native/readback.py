@@ -1,8 +1,12 @@
-"""Reading what the native stack's file exporters wrote: OTLP JSON, one ExportRequest per line."""
+"""Reading back what the pipeline produced: the native stack's export files (OTLP JSON, one ExportRequest
+per line) and Prometheus' HTTP API. Used by the demo and by the end-to-end tests."""
 
 from __future__ import annotations
 
 import json
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +59,24 @@ def attr(obj: dict[str, Any], key: str) -> Any:
         if kv["key"] == key:
             return plain(kv.get("value", {}))
     return None
+
+
+def prometheus(base: str, path: str, **params: Any) -> Any:
+    """The `data` of a Prometheus HTTP API answer; an error names the call and Prometheus' answer."""
+    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = json.load(resp)
+    if body.get("status") != "success":
+        raise RuntimeError(f"Prometheus {path} failed: {body}")
+    return body["data"]
+
+
+def query(base: str, promql: str) -> list[dict[str, Any]]:
+    return list(prometheus(base, "/api/v1/query", query=promql)["result"])
+
+
+def exemplars(base: str, promql: str, window_s: float = 900) -> list[dict[str, Any]]:
+    """Every stored exemplar of the series matching promql over the last window_s seconds."""
+    now = time.time()
+    data = prometheus(base, "/api/v1/query_exemplars", query=promql, start=now - window_s, end=now + 60)
+    return [ex for series in data for ex in series.get("exemplars", [])]

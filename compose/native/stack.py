@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,10 +100,7 @@ class Settings:
                 "collector_health": self.url("health_check"),
                 "gateway": self.url("app"),
             },
-            "export_files": {
-                "traces": str(self.run_dir / "export" / "traces.jsonl"),
-                "logs": str(self.run_dir / "export" / "logs.jsonl"),
-            },
+            "export_files": {name: str(path) for name, path in export_files(self.run_dir).items()},
         }
 
 
@@ -131,6 +128,39 @@ def _which(var: str, *names: str, hint: str) -> str:
     raise StackError(f"{' / '.join(names)} not found on PATH; {hint}")
 
 
+def export_files(run_dir: Path) -> dict[str, Path]:
+    """Where config.native.yaml's file exporters write (OTLP JSON, one ExportRequest per line)."""
+    return {"traces": run_dir / "export" / "traces.jsonl", "logs": run_dir / "export" / "logs.jsonl"}
+
+
+def collector_env(ports: Mapping[str, int], run_dir: Path, sidecar_port: int) -> dict[str, str]:
+    """The variables otel-collector/config.yaml reads, for a Collector on loopback ports (names as in PORTS).
+    sidecar_port = ports["internal_otlp"] loops traces and logs through the Collector itself."""
+    return {
+        "OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['otlp_grpc']}",
+        "OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['otlp_http']}",
+        "INTERNAL_OTLP_ENDPOINT": f"127.0.0.1:{ports['internal_otlp']}",
+        "SIDECAR_ENDPOINT": f"127.0.0.1:{sidecar_port}",
+        "PROM_EXPORTER_ENDPOINT": f"127.0.0.1:{ports['prom_exporter']}",
+        "HEALTH_CHECK_ENDPOINT": f"127.0.0.1:{ports['health_check']}",
+        "COLLECTOR_TELEMETRY_HOST": "127.0.0.1",
+        "COLLECTOR_TELEMETRY_PORT": str(ports["collector_telemetry"]),
+        "ZPAGES_ENDPOINT": f"127.0.0.1:{ports['zpages']}",
+        "PPROF_ENDPOINT": f"127.0.0.1:{ports['pprof']}",
+        "COLLECTOR_STORAGE_DIR": str(run_dir / "collector-queue"),
+    }
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def child_env(settings: Settings) -> dict[str, str]:
     """The environment supervisord and therefore every service start with."""
     p = settings.ports
@@ -152,17 +182,6 @@ def child_env(settings: Settings) -> dict[str, str]:
             "alertmanager",
             hint="run `make tools` (Debian package prometheus-alertmanager)",
         ),
-        # Collector (otel-collector/config.yaml reads these)
-        OTLP_GRPC_ENDPOINT=f"127.0.0.1:{p['otlp_grpc']}",
-        OTLP_HTTP_ENDPOINT=f"127.0.0.1:{p['otlp_http']}",
-        INTERNAL_OTLP_ENDPOINT=f"127.0.0.1:{p['internal_otlp']}",
-        SIDECAR_ENDPOINT=f"127.0.0.1:{p['sidecar' if settings.sidecar_enabled else 'internal_otlp']}",
-        PROM_EXPORTER_ENDPOINT=f"127.0.0.1:{p['prom_exporter']}",
-        HEALTH_CHECK_ENDPOINT=f"127.0.0.1:{p['health_check']}",
-        COLLECTOR_TELEMETRY_HOST="127.0.0.1",
-        ZPAGES_ENDPOINT=f"127.0.0.1:{p['zpages']}",
-        PPROF_ENDPOINT=f"127.0.0.1:{p['pprof']}",
-        COLLECTOR_STORAGE_DIR=str(settings.run_dir / "collector-queue"),
         # Sidecar and gateway: where their own telemetry goes, and where the gateway listens.
         SIDECAR_LISTEN=f"127.0.0.1:{p['sidecar']}",
         SIDECAR_FORWARD=f"127.0.0.1:{p['internal_otlp']}",
@@ -180,6 +199,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     demo_config = REPO / "app" / "demo-config.yaml"
     if "GATEWAY_CONFIG" not in env and demo_config.exists():
         env["GATEWAY_CONFIG"] = str(demo_config)
+    sidecar = p["sidecar" if settings.sidecar_enabled else "internal_otlp"]
+    env.update(collector_env(p, settings.run_dir, sidecar_port=sidecar))
     for name, (var, _) in PORTS.items():
         env[var] = str(p[name])
     if settings.ingest_token:
@@ -277,34 +298,15 @@ def _log_tail(settings: Settings, service: str, lines: int = 25) -> str:
 
 
 def _check_ports_free(settings: Settings) -> None:
-    wanted = {
-        "alertmanager",
-        "prometheus",
-        "otlp_grpc",
-        "otlp_http",
-        "internal_otlp",
-        "prom_exporter",
-        "health_check",
-        "collector_telemetry",
-        "zpages",
-        "pprof",
-    }
-    if settings.sidecar_enabled:
-        wanted.add("sidecar")
-    if "app" in settings.services:
-        wanted.add("app")
-    for name in sorted(wanted):
+    # the sidecar's and gateway's ports matter only when they run
+    optional = {"sidecar": settings.sidecar_enabled, "app": "app" in settings.services}
+    for name in sorted(PORTS):
         port = settings.ports[name]
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                var = PORTS[name][0]
-                raise StackError(
-                    f"port {port} ({name}) is already in use on 127.0.0.1: stop what uses it "
-                    f"(`make down`?) or choose another with {var}=..."
-                ) from None
+        if optional.get(name, True) and not port_free(port):
+            raise StackError(
+                f"port {port} ({name}) is already in use on 127.0.0.1: stop what uses it "
+                f"(`make down`?) or choose another with {PORTS[name][0]}=..."
+            )
 
 
 def up(settings: Settings, timeout: float) -> None:

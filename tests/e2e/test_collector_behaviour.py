@@ -154,7 +154,9 @@ def test_downstream_outage_loses_nothing_even_across_a_restart(collector_bin: Pa
 
 
 def _counter(col: CollectorProcess, name: str, label: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{col.ports['telemetry']}/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{col.ports['collector_telemetry']}/metrics", timeout=5
+    ) as resp:
         text = resp.read().decode()
     total = 0.0
     for line in text.splitlines():

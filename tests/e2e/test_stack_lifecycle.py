@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack_support import NativeStack, stack_env
+from tests.stack_support import NativeStack, native_stack, stack_env
 
 pytestmark = pytest.mark.e2e
 
@@ -29,16 +29,6 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def test_up_then_down_leaves_no_process_and_frees_every_port(collector_bin: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "lifecycle-run"
     stack = NativeStack(run_dir, stack_env(run_dir))
@@ -56,7 +46,7 @@ def test_up_then_down_leaves_no_process_and_frees_every_port(collector_bin: Path
         down = stack.run("down")
     assert "no process left" in down.stdout
     assert _processes_mentioning(str(run_dir)) == []
-    busy = [p for p in info["ports"].values() if not _port_free(p)]
+    busy = [p for p in info["ports"].values() if not native_stack.port_free(p)]
     assert busy == []
 
 
