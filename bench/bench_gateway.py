@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +159,33 @@ class GatewayUnderTest:
                 self.proc.wait()
 
 
+@contextlib.contextmanager
+def running_gateways(
+    specs: dict[str, tuple[dict[str, str], str | None]],
+) -> Iterator[tuple[OtlpSink, dict[str, GatewayUnderTest]]]:
+    """Gateways (key -> mode env, ABLATE parts) exporting to a fresh sink; every one started is stopped,
+    then the sink, on exit (also when a later gateway fails to start)."""
+    sink = OtlpSink().start()
+    gateways: dict[str, GatewayUnderTest] = {}
+    try:
+        try:
+            for key, (env, ablate) in specs.items():
+                gateways[key] = GatewayUnderTest(env, sink.endpoint, ablate)
+            yield sink, gateways
+        finally:
+            for gw in gateways.values():
+                gw.stop()
+    finally:
+        time.sleep(0.5)
+        sink.stop()
+
+
+def rotated(items: list[str], r: int) -> list[str]:
+    """``items`` started at round ``r``'s offset, so drift on a shared machine does not favour one entry."""
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
 def drive(port: int, stream: bool, duration: float, concurrency: int) -> tuple[list[float], int]:
     body = {**BODY, "stream": True, "stream_options": {"include_usage": True}} if stream else BODY
     request = build_request("127.0.0.1", port, "/v1/chat/completions", body)
@@ -224,27 +252,19 @@ BREAKDOWN: list[tuple[str, dict[str, str], str | None]] = [
 
 def run_breakdown(duration: float, rounds: int, concurrency: int) -> list[str]:
     """Non-stream only: what each part of the instrumentation adds, as full minus a gateway without it."""
-    sink = OtlpSink().start()  # its own sink, so the main run's counts stay the main run's
     results: dict[str, list[Result]] = {}
     labels = [label for label, _, _ in BREAKDOWN]
-    try:
-        gateways = {label: GatewayUnderTest(env, sink.endpoint, ablate) for label, env, ablate in BREAKDOWN}
-        try:
-            for r in range(rounds):
-                for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
-                    res = measure(gateways[label], label, "non-stream", duration, concurrency)
-                    results.setdefault(label, []).append(res)
-                    print(
-                        f"breakdown {r + 1}/{rounds} {label[:50]:50s} {res.rps:8.1f} req/s "
-                        f"cpu {res.cpu_us_per_req:7.1f} us/req",
-                        file=sys.stderr,
-                    )
-        finally:
-            for gw in gateways.values():
-                gw.stop()
-    finally:
-        time.sleep(0.5)
-        sink.stop()
+    # Its own sink, so the main run's counts stay the main run's.
+    with running_gateways({label: (env, ablate) for label, env, ablate in BREAKDOWN}) as (_, gateways):
+        for r in range(rounds):
+            for label in rotated(labels, r):
+                res = measure(gateways[label], label, "non-stream", duration, concurrency)
+                results.setdefault(label, []).append(res)
+                print(
+                    f"breakdown {r + 1}/{rounds} {label[:50]:50s} {res.rps:8.1f} req/s "
+                    f"cpu {res.cpu_us_per_req:7.1f} us/req",
+                    file=sys.stderr,
+                )
     med = {label: median_result(rs) for label, rs in results.items()}
     rps = {label: statistics.median(r.rps for r in rs) for label, rs in results.items()}
     full = med[FULL].cpu_us_per_req
@@ -283,31 +303,20 @@ def main() -> int:
     args = parser.parse_args()
     duration = args.duration or (4.0 if args.quick else 8.0)
     rounds = args.rounds or (1 if args.quick else 3)
-    sink = OtlpSink().start()
     results: dict[tuple[str, str], list[Result]] = {}
     modes = list(MODES)
-    try:
-        gateways = {mode: GatewayUnderTest(MODES[mode], sink.endpoint) for mode in modes}
-        try:
-            for r in range(rounds):
-                for workload in ("non-stream", "stream"):
-                    # Rotate the order every round so drift on a shared machine does not favour one mode.
-                    order = modes[r % len(modes) :] + modes[: r % len(modes)]
-                    for mode in order:
-                        res = measure(gateways[mode], mode, workload, duration, args.concurrency)
-                        results.setdefault((mode, workload), []).append(res)
-                        print(
-                            f"round {r + 1}/{rounds} {workload:10s} {mode:26s} {res.rps:8.1f} req/s "
-                            f"p50 {res.p50_ms:6.2f} ms p99 {res.p99_ms:6.2f} ms "
-                            f"cpu {res.cpu_us_per_req:7.1f} us/req",
-                            file=sys.stderr,
-                        )
-        finally:
-            for gw in gateways.values():
-                gw.stop()
-    finally:
-        time.sleep(0.5)
-        sink.stop()
+    with running_gateways({mode: (MODES[mode], None) for mode in modes}) as (sink, gateways):
+        for r in range(rounds):
+            for workload in ("non-stream", "stream"):
+                for mode in rotated(modes, r):
+                    res = measure(gateways[mode], mode, workload, duration, args.concurrency)
+                    results.setdefault((mode, workload), []).append(res)
+                    print(
+                        f"round {r + 1}/{rounds} {workload:10s} {mode:26s} {res.rps:8.1f} req/s "
+                        f"p50 {res.p50_ms:6.2f} ms p99 {res.p99_ms:6.2f} ms "
+                        f"cpu {res.cpu_us_per_req:7.1f} us/req",
+                        file=sys.stderr,
+                    )
     breakdown = run_breakdown(duration, rounds, args.concurrency) if args.breakdown else []
 
     lines = [
