@@ -26,7 +26,7 @@ import xmlrpc.client
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 REPO = Path(__file__).resolve().parents[2]
 SUPERVISORD_CONF = REPO / "compose" / "native" / "supervisord.conf"
@@ -331,7 +331,10 @@ def up(settings: Settings, timeout: float) -> None:
     checks = readiness(settings)
     for service in settings.services:
         started = time.monotonic()
-        rpc.supervisor.startProcess(service, False)
+        try:
+            rpc.supervisor.startProcess(service, False)
+        except xmlrpc.client.Fault as exc:  # e.g. SPAWN_ERROR: the command does not start at all
+            _fail_start(settings, service, f"{service} could not be started ({exc.faultString})")
         ready, where = checks[service]
         _wait(
             functools.partial(_running_and_ready, rpc, service, ready),
@@ -363,19 +366,22 @@ def _running(rpc: Any, service: str) -> bool:
 
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str, settings: Settings, service: str) -> None:
+    """Until cond() holds; on timeout, or when cond raises (the service exited), fail the start."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if cond():
-                return
-        except StackError as exc:
-            what = str(exc)
-            deadline = 0
-        if time.monotonic() > deadline:
-            tail = _log_tail(settings, service)
-            down(settings, quiet=True)
-            raise StackError(f"{what} (waited up to {timeout:.0f}s). Last lines of its log:\n{tail}")
-        time.sleep(0.2)
+    try:
+        while not cond():
+            if time.monotonic() > deadline:
+                raise StackError(f"{what} (waited up to {timeout:.0f}s)")
+            time.sleep(0.2)
+    except StackError as exc:
+        _fail_start(settings, service, str(exc))
+
+
+def _fail_start(settings: Settings, service: str, problem: str) -> NoReturn:
+    """Stop everything already started and raise with the last lines of the service's log."""
+    tail = _log_tail(settings, service)
+    down(settings, quiet=True)
+    raise StackError(f"{problem}. Last lines of its log:\n{tail}")
 
 
 def down(settings: Settings, quiet: bool = False) -> None:

@@ -85,7 +85,7 @@ def _exemplars_while_sending(stack: NativeStack, app: SyntheticApp, query: str) 
     def poll() -> list[dict[str, object]]:
         app.request(next(counter))
         app.flush()
-        return prom_exemplars(stack.prometheus, query)
+        return list(prom_exemplars(stack.prometheus, query))
 
     return wait_for(poll, 60, f"exemplars for {query}", interval=1.0)
 

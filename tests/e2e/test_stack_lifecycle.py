@@ -61,3 +61,12 @@ def test_up_refuses_a_busy_port_naming_it(collector_bin: Path, tmp_path: Path) -
     assert f"port {env['PROMETHEUS_PORT']} (prometheus) is already in use" in result.stderr
     assert "PROMETHEUS_PORT" in result.stderr
     assert _processes_mentioning(str(run_dir)) == []
+
+
+def test_a_service_that_cannot_start_fails_up_cleanly_naming_it(collector_bin: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "broken-run"
+    result = NativeStack(run_dir, stack_env(run_dir, PROMETHEUS_BIN="/bin/false")).run("up", check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: prometheus ")
+    assert _processes_mentioning(str(run_dir)) == []
