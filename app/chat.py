@@ -228,8 +228,7 @@ class ChatStream:
             chunk = {**chunk, "usage": None}  # OpenAI sends usage: null on every chunk in this mode
         return chunk
 
-    def _choices(self) -> list[dict[str, Any]]:
-        indexes = sorted(set(self._contents) | set(self._finish))
+    def _choices(self, indexes: list[int]) -> list[dict[str, Any]]:
         return [
             {
                 "index": i,
@@ -244,14 +243,15 @@ class ChatStream:
             self._active = False
             self._metrics.active_streams.add(-1, self._stream_attrs, context=self.call.context)
         end = time.perf_counter() - self.call.started
-        choices = self._choices()
+        indexes = sorted(self._contents.keys() | self._finish.keys())
         self.call.finish(
             status=status,
             response_id=self._id,
             response_model=self._model,
-            finish_reasons=[c["finish_reason"] or "error" for c in choices],
+            finish_reasons=[self._finish.get(i, "error") for i in indexes],
             usage=self._usage,
-            choices=choices,
+            # Only output-message capture reads the assembled text; otherwise it is not joined at all.
+            choices=self._choices(indexes) if self.call.capture else None,
             system_fingerprint=self._fingerprint,
             error_type=error_type,
             error_message=message,
