@@ -43,26 +43,26 @@ class Captured:
     def genai_spans(self) -> list[Any]:
         return [s for s in self.finished_spans() if s.name.startswith("chat ")]
 
+    def all_metrics(self) -> Iterator[Any]:
+        """Every metric collected now, across resources and scopes."""
+        data = self.metrics.get_metrics_data()
+        if data is None:
+            return
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                yield from sm.metrics
+
     def metric_points(self) -> dict[str, list[Any]]:
         """Metric name → data points (cumulative)."""
         out: dict[str, list[Any]] = {}
-        data = self.metrics.get_metrics_data()
-        if data is None:
-            return out
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    out.setdefault(metric.name, []).extend(metric.data.data_points)
+        for metric in self.all_metrics():
+            out.setdefault(metric.name, []).extend(metric.data.data_points)
         return out
 
     def metric(self, name: str) -> Any:
-        data = self.metrics.get_metrics_data()
-        assert data is not None
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name == name:
-                        return metric
+        for metric in self.all_metrics():
+            if metric.name == name:
+                return metric
         raise AssertionError(f"metric {name} not emitted")
 
 
