@@ -305,18 +305,18 @@ class PiiScanner:
     ) -> tuple[str, list[str]]:
         """Replace in place when that keeps valid JSON valid (the usual case: placeholders hold no quotes or
         backslashes); otherwise redact the parsed strings one by one and re-serialize."""
-        new_text, names = self._apply(text, spans)
+        plain = self._apply(text, spans)
         try:
-            json.loads(new_text)
-            return new_text, names
-        except ValueError:
+            json.loads(plain[0])
+            return plain
+        except (ValueError, RecursionError):
             pass
         try:
             doc = json.loads(text)
-        except ValueError:
-            return new_text, names  # was not JSON: plain text replacement is right
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to walk: as plain text
+            return plain
         ids = list(detector_ids)
-        names = []
+        names: list[str] = []
 
         def walk(node: object) -> object:
             if isinstance(node, str):
@@ -331,7 +331,10 @@ class PiiScanner:
                 return {k: walk(v) for k, v in node.items()}
             return node
 
-        return json.dumps(walk(doc), ensure_ascii=False), names
+        try:
+            return json.dumps(walk(doc), ensure_ascii=False), names
+        except RecursionError:  # too deep to walk: the plain replacement is redacted all the same
+            return plain
 
     def replacement(self, label: str, value: str) -> str:
         if self._hmac_key is None:

@@ -30,6 +30,7 @@ import threading
 import time
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import NoReturn
 
 from processors.config import SidecarConfig
 from processors.cost import CostStats
@@ -167,10 +168,16 @@ class WorkerPool:
         future: Future[Handed] | None = None
         try:
             _write_file(in_path, raw)
-            future = pool.submit(_run_file, signal_name, in_path, out_path)
-            changed, items, cost, redaction = future.result(
-                timeout=_NO_DEADLINE_S if timeout is None else max(timeout, 0.0)
-            )
+            try:
+                future = pool.submit(_run_file, signal_name, in_path, out_path)
+            except RuntimeError as exc:  # BrokenProcessPool is one too; or submit after shutdown
+                self._lost(pool, exc)
+            try:
+                changed, items, cost, redaction = future.result(
+                    timeout=_NO_DEADLINE_S if timeout is None else max(timeout, 0.0)
+                )
+            except BrokenExecutor as exc:  # a worker died; an error raised by the processing itself
+                self._lost(pool, exc)  # propagates as it does without workers (fail closed, counted)
             payload = _read_file(out_path) if changed else None
         except FutureTimeout:
             assert future is not None
@@ -179,16 +186,16 @@ class WorkerPool:
             raise Unavailable(
                 "deadline", f"no worker finished the {signal_name} batch within the caller's deadline; retry"
             ) from None
-        except (BrokenExecutor, RuntimeError) as exc:
-            # BrokenProcessPool: a worker died. RuntimeError: submit after shutdown (we are stopping).
-            self._replace(pool)
-            raise Unavailable(
-                "worker_lost", f"a sidecar worker process was lost ({type(exc).__name__}); retry"
-            ) from None
         finally:
             _unlink(in_path)
             _unlink(out_path)
         return processed_from_parts(signal_name, raw, (payload, items, cost, redaction))
+
+    def _lost(self, pool: ProcessPoolExecutor, exc: BaseException) -> NoReturn:
+        self._replace(pool)
+        raise Unavailable(
+            "worker_lost", f"a sidecar worker process was lost ({type(exc).__name__}); retry"
+        ) from None
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:

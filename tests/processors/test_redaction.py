@@ -107,6 +107,20 @@ def test_json_in_string_stays_valid_json() -> None:
     json.loads(out)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 200_000 + "bob@example.com",  # not JSON, and too deep for the JSON parser to say so
+        "[" * 900 + '"bob@example.com"' + "]" * 900,  # JSON the parser accepts but a walk would recurse into
+    ],
+    ids=["deep-not-json", "deep-json"],
+)
+def test_deeply_nested_json_looking_text_is_redacted_not_an_error(text: str) -> None:
+    out = scan(text)
+    assert "bob@example.com" not in out
+    assert "<EMAIL>" in out
+
+
 def test_key_rules_mask_whole_value_and_allow_list_is_untouched() -> None:
     config = RedactionConfig()
     scanner = PiiScanner(config)
