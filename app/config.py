@@ -114,6 +114,10 @@ def _non_negative(value: Any, name: str) -> float:
     return v
 
 
+def _non_negative_int(value: Any, name: str) -> int:
+    return int(_non_negative(_expect(value, int, name), name))
+
+
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
     for key in raw:
         if key not in allowed:
@@ -144,7 +148,7 @@ def parse_simulated(
         elif key in _SIM_FLOATS:
             values[key] = _non_negative(val, name)
         elif key in _SIM_INTS:
-            values[key] = int(_non_negative(_expect(val, int, name), name))
+            values[key] = _non_negative_int(val, name)
         elif key == "allow_fault_header":
             values[key] = bool(_expect(val, bool, name))
     if values["min_output_tokens"] > values["max_output_tokens"]:
@@ -202,11 +206,7 @@ def _parse_provider(pid: str, raw: Any, env: Mapping[str, str]) -> ProviderConfi
         if env_name not in env:
             raise ConfigError(f"{prefix}.api_key_env", f"environment variable {env_name} is not set")
         api_key = env[env_name]
-    max_retries = int(
-        _non_negative(
-            _expect(raw.get("max_retries", 2), int, f"{prefix}.max_retries"), f"{prefix}.max_retries"
-        )
-    )
+    max_retries = _non_negative_int(raw.get("max_retries", 2), f"{prefix}.max_retries")
     return ProviderConfig(
         id=pid,
         type=ptype,
@@ -328,11 +328,7 @@ def parse_config(raw: Mapping[str, Any] | None, env: Mapping[str, str] | None = 
     if models is not None:
         for i, m in enumerate(_expect(models, list, "models")):
             _expect(m, str, f"models[{i}]")
-    max_bytes = int(
-        _non_negative(
-            _expect(raw.get("max_request_bytes", 1_000_000), int, "max_request_bytes"), "max_request_bytes"
-        )
-    )
+    max_bytes = _non_negative_int(raw.get("max_request_bytes", 1_000_000), "max_request_bytes")
     return GatewayConfig(
         providers=providers,
         routes=tuple(routes),
