@@ -11,32 +11,18 @@ from pathlib import Path
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 from tests.e2e.otlp_client import SyntheticApp
+from tests.processors.helpers import span, trace_request
 from tests.stack_support import CollectorProcess, exported_spans, running_collector, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def _request(span_name: str) -> tuple[trace_service_pb2.ExportTraceServiceRequest, str]:
-    span_id = os.urandom(8)
-    span = trace_pb2.Span(
-        trace_id=os.urandom(16), span_id=span_id, name=span_name, start_time_unix_nano=1, end_time_unix_nano=2
-    )
-    resource = resource_pb2.Resource(
-        attributes=[
-            common_pb2.KeyValue(key="service.name", value=common_pb2.AnyValue(string_value="auth-test"))
-        ]
-    )
-    req = trace_service_pb2.ExportTraceServiceRequest(
-        resource_spans=[
-            trace_pb2.ResourceSpans(resource=resource, scope_spans=[trace_pb2.ScopeSpans(spans=[span])])
-        ]
-    )
-    return req, span_id.hex()
+    one = span(span_name, {}, start_time_unix_nano=1, end_time_unix_nano=2)
+    one.trace_id, one.span_id = os.urandom(16), os.urandom(8)
+    return trace_request(one, resource={"service.name": "auth-test"}), one.span_id.hex()
 
 
 def _grpc_export(port: int, req: trace_service_pb2.ExportTraceServiceRequest, token: str | None) -> None:
