@@ -67,8 +67,10 @@ import stack as native_stack  # noqa: E402
 from readback import attr, exported_log_records, exported_spans, read_jsonl  # noqa: E402
 from readback import exemplars as prom_exemplars  # noqa: E402
 from readback import query as prom_query  # noqa: E402
+from sdk_app import SdkApp  # noqa: E402
 
 __all__ = [
+    "SdkApp",
     "attr",
     "exported_log_records",
     "exported_spans",

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import readback
 import stack
 from readback import attr, exported_log_records, exported_spans
+from sdk_app import SdkApp
 
 
 def _scalar(base: str, promql: str) -> float | None:
@@ -67,40 +68,12 @@ def drive_gateway(settings: stack.Settings, rate: float, duration: float, pii_ra
 
 def drive_synthetic(settings: stack.Settings, count: int) -> dict[str, Any]:
     """No gateway yet: a plain OpenTelemetry SDK app sends GenAI-shaped spans, logs and metrics."""
-    import logging
-
-    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.logging.handler import LoggingHandler
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    endpoint = f"127.0.0.1:{settings.ports['otlp_grpc']}"
-    resource = Resource.create({"service.name": "demo-synthetic-app"})
-    tp = TracerProvider(resource=resource)
-    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
-    mp = MeterProvider(
-        resource=resource,
-        metric_readers=[
-            PeriodicExportingMetricReader(
-                OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=2000
-            )
-        ],
+    app = SdkApp(
+        f"127.0.0.1:{settings.ports['otlp_grpc']}", "demo-synthetic-app", export_interval_ms=2000, batch=True
     )
-    lp = LoggerProvider(resource=resource)
-    lp.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True)))
-    log = logging.getLogger("demo.synthetic")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(LoggingHandler(logger_provider=lp))
-    duration = mp.get_meter("demo").create_histogram("gen_ai.client.operation.duration", unit="s")
-    tracer = tp.get_tracer("demo")
+    log = app.logger
+    duration = app.meter.create_histogram("gen_ai.client.operation.duration", unit="s")
+    tracer = app.tracer
     print(
         f"==> no gateway (app/) yet: sending {count} synthetic GenAI requests with the OTel SDK", flush=True
     )
@@ -132,9 +105,7 @@ def drive_synthetic(settings: stack.Settings, count: int) -> dict[str, Any]:
             duration.record(0.2 + i % 10 / 10, {"gen_ai.request.model": model})
             log.info("synthetic request %d for %s", i, model)
         time.sleep(0.05)
-    tp.shutdown()
-    lp.shutdown()
-    mp.shutdown()
+    app.shutdown()
     return {"requests": count}
 
 

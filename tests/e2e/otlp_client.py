@@ -2,54 +2,27 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
-from dataclasses import dataclass, field
 
-from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.logging.handler import LoggingHandler
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
+from tests.stack_support import SdkApp
 
-@dataclass
-class SyntheticApp:
-    """Emits spans, one histogram point and one log record per request, all correlated."""
 
-    endpoint: str
-    service_name: str = "e2e-synthetic"
-    headers: dict[str, str] | None = None
-    span_ids: set[str] = field(default_factory=set)
-    trace_ids: set[str] = field(default_factory=set)
-    log_bodies: set[str] = field(default_factory=set)
+class SyntheticApp(SdkApp):
+    """Emits a server span, one histogram point, one counter increment and one log record per request, all
+    correlated, and remembers the ids and bodies it sent."""
 
-    def __post_init__(self) -> None:
-        resource = Resource.create(
-            {"service.name": self.service_name, "service.instance.id": str(uuid.uuid4())}
-        )
-        kw = {"endpoint": self.endpoint, "insecure": True, "headers": self.headers, "timeout": 10}
-        self.tracer_provider = TracerProvider(resource=resource)
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(**kw)))  # type: ignore[arg-type]
-        self.reader = PeriodicExportingMetricReader(OTLPMetricExporter(**kw), export_interval_millis=1000)  # type: ignore[arg-type]
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=[self.reader])
-        self.logger_provider = LoggerProvider(resource=resource)
-        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(**kw)))  # type: ignore[arg-type]
-        self.tracer = self.tracer_provider.get_tracer("e2e")
-        meter = self.meter_provider.get_meter("e2e")
-        self.duration = meter.create_histogram("e2e.request.duration", unit="s", description="synthetic")
-        self.requests = meter.create_counter("e2e.requests", unit="{request}", description="synthetic")
-        self.logger = logging.getLogger(f"e2e.{uuid.uuid4().hex[:8]}")
-        self.logger.propagate = False
-        self.logger.setLevel(logging.INFO)
-        self.logger.addHandler(LoggingHandler(logger_provider=self.logger_provider))
+    def __init__(
+        self, endpoint: str, service_name: str = "e2e-synthetic", headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(endpoint, service_name, headers)
+        self.service_name = service_name
+        self.span_ids: set[str] = set()
+        self.trace_ids: set[str] = set()
+        self.log_bodies: set[str] = set()
+        self.duration = self.meter.create_histogram("e2e.request.duration", unit="s", description="synthetic")
+        self.requests = self.meter.create_counter("e2e.requests", unit="{request}", description="synthetic")
 
     def request(self, i: int) -> None:
         with self.tracer.start_as_current_span(f"GET /item/{i % 5}", kind=SpanKind.SERVER) as span:
@@ -62,13 +35,3 @@ class SyntheticApp:
             body = f"handled synthetic request {i} id={uuid.uuid4()}"
             self.log_bodies.add(body)
             self.logger.info(body)
-
-    def flush(self) -> None:
-        self.tracer_provider.force_flush()
-        self.logger_provider.force_flush()
-        self.meter_provider.force_flush()
-
-    def shutdown(self) -> None:
-        self.tracer_provider.shutdown()
-        self.logger_provider.shutdown()
-        self.meter_provider.shutdown()
