@@ -6,7 +6,6 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -80,13 +79,7 @@ def _token_count(value: AnyValue) -> int | None:
     return None
 
 
-# attrs.add() builds the KeyValue in place: ~2.5x faster than appending a new message (which copies it)
-def _set_string(attrs: Any, key: str, v: str) -> None:
-    attrs.add(key=key).value.string_value = v
-
-
-# Faster still for the 5-7 attributes of a priced span: their wire bytes, merged into the span in one call
-# (parsing a repeated field appends to it, in order). Span.attributes = field 9; KeyValue {1: key, 2: value};
+# The attributes are built as wire bytes: Span.attributes = field 9; KeyValue {1: key, 2: value};
 # AnyValue {1: string_value, 4: double_value (fixed64)}.
 def _varint(n: int) -> bytes:
     out = bytearray()
@@ -123,7 +116,21 @@ def enrich_costs(
     Spans without usage, and spans that already carry gen_ai.usage.cost, are left untouched. ``only``
     ((resource, scope, span) indices) limits the walk to spans known to mention token usage.
     """
+    stats, additions = price_spans(request, prices, only)
+    for (r, s, i), wire in additions.items():
+        request.resource_spans[r].scope_spans[s].spans[i].MergeFromString(wire)
+    return stats
+
+
+def price_spans(
+    request: ExportTraceServiceRequest, prices: PriceBook, only: set[tuple[int, int, int]] | None = None
+) -> tuple[CostStats, dict[tuple[int, int, int], bytes]]:
+    """The cost attributes of every span with token usage, as wire bytes to append to the span's own bytes
+    (a repeated field may continue anywhere: parsing appends), keyed by (resource, scope, span) index.
+    ``request`` is not changed; ``enrich_costs`` merges the bytes in, the server splices them into the
+    received batch."""
     stats = CostStats()
+    additions: dict[tuple[int, int, int], bytes] = {}
     now = time.monotonic()
     usage_attrs = USAGE_ATTRIBUTES
     other_attrs = _OTHER_ATTRIBUTES
@@ -131,22 +138,23 @@ def enrich_costs(
     double_prefix = _DOUBLE_PREFIX
     pack_double = _PACK_DOUBLE
     priced_tail = _string_attr(ATTR_COST_STATUS, "priced") + _string_attr(ATTR_COST_PRICING, pricing_version)
-    for span in _spans(request, only):
+    unpriced = _string_attr(ATTR_COST_STATUS, "unpriced") + _string_attr(ATTR_COST_PRICING, pricing_version)
+    for key, span in _spans(request, only):
         usage: dict[str, int] | None = None
         found: dict[int, AnyValue] | None = None
         for kv in span.attributes:
-            key = kv.key
-            usage_key = usage_attrs.get(key)
+            name = kv.key
+            usage_key = usage_attrs.get(name)
             if usage_key is not None:
                 count = _token_count(kv.value)
                 if count is not None:
                     if usage is None:
                         usage = {}
                     # the current semconv name wins over a deprecated one when both are present
-                    if usage_key not in usage or not key.endswith(("prompt_tokens", "completion_tokens")):
+                    if usage_key not in usage or not name.endswith(("prompt_tokens", "completion_tokens")):
                         usage[usage_key] = count
                 continue
-            slot = other_attrs.get(key)
+            slot = other_attrs.get(name)
             if slot is not None:
                 if found is None:
                     found = {}
@@ -163,10 +171,8 @@ def enrich_costs(
         provider = provider_value.string_value if provider_value is not None else ""
         resolved = prices.lookup(provider, model, now) if model else None
         cost = resolved.cost(usage) if resolved is not None else None
-        attrs = span.attributes
         if cost is None or resolved is None:
-            _set_string(attrs, ATTR_COST_STATUS, "unpriced")
-            _set_string(attrs, ATTR_COST_PRICING, pricing_version)
+            additions[key] = unpriced
             label = model or "<none>"
             stats.unpriced_by_model[label] = stats.unpriced_by_model.get(label, 0) + 1
             continue
@@ -180,7 +186,7 @@ def enrich_costs(
         if cost.cache_write:
             wire += (double_prefix[ATTR_COST_CACHE_WRITE], pack_double(cost.cache_write))
         wire.append(priced_tail)
-        span.MergeFromString(b"".join(wire))
+        additions[key] = b"".join(wire)
         stats.priced_spans += 1
         group = stats.cost_by_model.get((resolved.provider_id, model))
         if group is None:
@@ -189,14 +195,17 @@ def enrich_costs(
             )
         else:
             group.add(cost.total, span.trace_id, span.span_id)
-    return stats
+    return stats, additions
 
 
-def _spans(request: ExportTraceServiceRequest, only: set[tuple[int, int, int]] | None) -> Iterator[Span]:
+def _spans(
+    request: ExportTraceServiceRequest, only: set[tuple[int, int, int]] | None
+) -> Iterator[tuple[tuple[int, int, int], Span]]:
     if only is None:
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                yield from scope_spans.spans
+        for r, resource_spans in enumerate(request.resource_spans):
+            for s, scope_spans in enumerate(resource_spans.scope_spans):
+                for i, span in enumerate(scope_spans.spans):
+                    yield (r, s, i), span
     else:
         for r, s, i in sorted(only):
-            yield request.resource_spans[r].scope_spans[s].spans[i]
+            yield (r, s, i), request.resource_spans[r].scope_spans[s].spans[i]

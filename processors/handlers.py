@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from processors import wire_index
+from processors import wire_index, wire_splice
 from processors.config import SidecarConfig
-from processors.cost import CostStats, enrich_costs
+from processors.cost import CostStats, price_spans
 from processors.forwarding import Processed, parse_or_reject
 from processors.pii_scanner import PiiScanner
 from processors.pricing import PriceBook
-from processors.redaction import RedactionStats, redact_logs, redact_traces
+from processors.redaction import Key, RedactionStats, redact_logs, redact_traces
 from processors.telemetry import Telemetry
+from processors.wire_index import ITEM, RESOURCE, SCOPE, string_tag_bytes
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 _USAGE_MARKER = b"gen_ai.usage."
+TRACE_STRING_TAGS = string_tag_bytes(ExportTraceServiceRequest.DESCRIPTOR)
+LOG_STRING_TAGS = string_tag_bytes(ExportLogsServiceRequest.DESCRIPTOR)
 
 
 Parts = tuple[bytes | None, int, CostStats | None, RedactionStats | None]
@@ -64,18 +68,31 @@ class Pipeline:
         items = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         regions = _LazyIndex(raw)
         cost: CostStats | None = None
+        additions: dict[tuple[int, int, int], bytes] = {}
         redaction: RedactionStats | None = None
         if self.config.cost.enabled and _USAGE_MARKER in raw:
-            cost = enrich_costs(request, self.prices, regions.items_containing(_USAGE_MARKER))
+            cost, additions = price_spans(request, self.prices, regions.items_containing(_USAGE_MARKER))
+        merged: set[tuple[int, int, int]] = set()
         if self.config.redaction.enabled:
-            hits = self.scanner.scan_raw(raw)
+            hits = self.scanner.scan_raw(raw, TRACE_STRING_TAGS)
             if hits:
-                redaction = redact_traces(
-                    request, self.scanner, self.config.redaction, regions.regions_at(hits)
-                )
-        changed = (cost is not None and cost.changed) or (redaction is not None and redaction.changed)
-        # an unchanged batch is forwarded as the bytes we received: no re-serialisation
-        return (request.SerializeToString() if changed else None), items, cost, redaction
+                only = regions.regions_at(hits)
+                # the spans about to be walked get their cost attributes first, as if both ran on the message
+                merged = set(additions) if only is None else {k for k in additions if (ITEM, *k) in only}
+                for r, s, i in merged:
+                    request.resource_spans[r].scope_spans[s].spans[i].MergeFromString(additions[(r, s, i)])
+                redaction = redact_traces(request, self.scanner, self.config.redaction, only)
+        if not additions and (redaction is None or not redaction.changed):
+            return None, items, cost, redaction  # forwarded as received: no re-serialisation
+        changed = redaction.regions if redaction is not None else set()
+        new = {key: _message_at(request, key).SerializeToString() for key in changed}
+        appended = {(ITEM, *k): wire for k, wire in additions.items() if (ITEM, *k) not in new}
+        payload = regions.splice(new, appended)
+        if payload is None:  # not indexable: re-serialise the whole batch, with every cost attribute in it
+            for r, s, i in additions.keys() - merged:
+                request.resource_spans[r].scope_spans[s].spans[i].MergeFromString(additions[(r, s, i)])
+            payload = request.SerializeToString()
+        return payload, items, cost, redaction
 
     def log_parts(self, raw: bytes) -> Parts:
         request = cast(
@@ -85,12 +102,33 @@ class Pipeline:
         items = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
         redaction: RedactionStats | None = None
         if self.config.redaction.enabled:
-            hits = self.scanner.scan_raw(raw)
+            hits = self.scanner.scan_raw(raw, LOG_STRING_TAGS)
             if hits:
-                only = _LazyIndex(raw).regions_at(hits)
+                regions = _LazyIndex(raw)
+                only = regions.regions_at(hits)
                 redaction = redact_logs(request, self.scanner, self.config.redaction, only)
-        changed = redaction is not None and redaction.changed
-        return (request.SerializeToString() if changed else None), items, None, redaction
+                if redaction.changed:
+                    new = {key: _message_at(request, key).SerializeToString() for key in redaction.regions}
+                    payload = regions.splice(new, {})
+                    return payload or request.SerializeToString(), items, None, redaction
+        return None, items, None, redaction
+
+
+def _message_at(request: ExportTraceServiceRequest | ExportLogsServiceRequest, key: Key) -> Message:
+    kind, r, s, i = key
+    if isinstance(request, ExportTraceServiceRequest):
+        resource: Any = request.resource_spans[r]
+        scope: Any = resource.scope_spans[s] if s >= 0 else None
+        items: Any = scope.spans if scope is not None else None
+    else:
+        resource = request.resource_logs[r]
+        scope = resource.scope_logs[s] if s >= 0 else None
+        items = scope.log_records if scope is not None else None
+    if kind == RESOURCE:
+        return cast(Message, resource.resource)
+    if kind == SCOPE:
+        return cast(Message, scope.scope)
+    return cast(Message, items[i])
 
 
 class _LazyIndex:
@@ -120,6 +158,17 @@ class _LazyIndex:
             if region is not None:
                 found.add((region.kind, region.resource, region.scope, region.item))
         return found
+
+    def splice(self, new: dict[Key, bytes], appended: dict[Key, bytes]) -> bytes | None:
+        """The received bytes with the ``new`` messages in place and the ``appended`` bytes added at the end
+        of their items; None when the bytes cannot be indexed or spliced (the caller re-serialises)."""
+        idx = self._get()
+        if idx is None:
+            return None
+        try:
+            return wire_splice.splice(self._raw, idx, new, appended)
+        except wire_index.WireError:
+            return None
 
     def items_containing(self, needle: bytes) -> set[tuple[int, int, int]] | None:
         """(resource, scope, item) of every span/log record whose bytes contain ``needle``."""

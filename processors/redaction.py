@@ -21,9 +21,15 @@ ATTR_REDACTED_TYPES = "pii.redacted.types"
 SECRET_TYPE = "secret_key"  # type name counted for values masked because of their key
 
 
+Key = tuple[int, int, int, int]
+"""(kind, resource, scope, item) of a wire_index region: which resource, scope or span/log record."""
+
+
 @dataclass
 class RedactionStats:
     by_type: dict[str, int] = field(default_factory=dict)
+    regions: set[Key] = field(default_factory=set)
+    """The resources, scopes and items whose message was changed."""
 
     @property
     def changed(self) -> bool:
@@ -36,20 +42,17 @@ class _Walk:
     def __init__(self, scanner: PiiScanner) -> None:
         self.scanner = scanner
         self.texts: list[str] = []
-        self.targets: list[tuple[Any, str, int]] = []  # (message, field name, owner index or -1)
-        self.owners: list[Any] = []  # Span or LogRecord (both have .attributes)
+        self.targets: list[tuple[Any, str, int]] = []  # (message, field name, owner index)
+        # the resource, scope, span or log record holding the strings; spans and log records get a summary
+        self.owners: list[tuple[Key, Any]] = []  # (region, message to summarise or None)
         self.found: dict[int, list[str]] = {}  # owner index → type names (one per redaction)
-        self.unowned: list[str] = []
 
-    def owner(self, message: Any) -> int:
-        self.owners.append(message)
+    def owner(self, key: Key, summarise: Any = None) -> int:
+        self.owners.append((key, summarise))
         return len(self.owners) - 1
 
     def record(self, owner: int, names: Iterable[str]) -> None:
-        if owner >= 0:
-            self.found.setdefault(owner, []).extend(names)
-        else:
-            self.unowned.extend(names)
+        self.found.setdefault(owner, []).extend(names)
 
     def attributes(self, attrs: Iterable[KeyValue], owner: int) -> None:
         key_kind = self.scanner.key_kind
@@ -103,12 +106,15 @@ class _Walk:
 
     def finish(self, summary: bool) -> RedactionStats:
         stats = RedactionStats()
-        for names in (*self.found.values(), self.unowned):
+        for owner, names in self.found.items():
+            if not names:
+                continue
             for n in names:
                 stats.by_type[n] = stats.by_type.get(n, 0) + 1
-        if summary:
-            for owner, names in self.found.items():
-                _set_summary(self.owners[owner].attributes, names)
+            key, message = self.owners[owner]
+            stats.regions.add(key)
+            if summary and message is not None:
+                _set_summary(message.attributes, names)
         return stats
 
 
@@ -121,7 +127,7 @@ def _set_summary(attrs: Any, names: list[str]) -> None:
     attrs.add(key=ATTR_REDACTED_TYPES).value.array_value.CopyFrom(types)
 
 
-Regions = set[tuple[int, int, int, int]] | None
+Regions = set[Key] | None
 """(kind, resource, scope, item) of wire_index regions to visit; None visits everything."""
 
 
@@ -138,15 +144,15 @@ def redact_traces(
     fields = config.fields
     for r, resource_spans in enumerate(request.resource_spans):
         if fields.resource_attributes and _wanted(only, RESOURCE, r):
-            walk.attributes(resource_spans.resource.attributes, -1)
+            walk.attributes(resource_spans.resource.attributes, walk.owner((RESOURCE, r, -1, -1)))
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             if fields.scope_attributes and _wanted(only, SCOPE, r, s):
-                walk.attributes(scope_spans.scope.attributes, -1)
+                walk.attributes(scope_spans.scope.attributes, walk.owner((SCOPE, r, s, -1)))
             spans = scope_spans.spans
             indices = range(len(spans)) if only is None else _items(only, r, s)
             for i in indices:
                 span = spans[i]
-                owner = walk.owner(span)
+                owner = walk.owner((ITEM, r, s, i), span)
                 walk.attributes(span.attributes, owner)
                 if fields.span_events:
                     for event in span.events:
@@ -168,15 +174,15 @@ def redact_logs(
     fields = config.fields
     for r, resource_logs in enumerate(request.resource_logs):
         if fields.resource_attributes and _wanted(only, RESOURCE, r):
-            walk.attributes(resource_logs.resource.attributes, -1)
+            walk.attributes(resource_logs.resource.attributes, walk.owner((RESOURCE, r, -1, -1)))
         for s, scope_logs in enumerate(resource_logs.scope_logs):
             if fields.scope_attributes and _wanted(only, SCOPE, r, s):
-                walk.attributes(scope_logs.scope.attributes, -1)
+                walk.attributes(scope_logs.scope.attributes, walk.owner((SCOPE, r, s, -1)))
             records = scope_logs.log_records
             indices = range(len(records)) if only is None else _items(only, r, s)
             for i in indices:
                 record = records[i]
-                owner = walk.owner(record)
+                owner = walk.owner((ITEM, r, s, i), record)
                 walk.attributes(record.attributes, owner)
                 if fields.log_body and record.HasField("body"):
                     walk.value(record.body, owner)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 RESOURCE, SCOPE, ITEM = 0, 1, 2
 
@@ -18,8 +21,9 @@ class WireError(ValueError):
     """The bytes do not have the expected shape; callers fall back to walking everything."""
 
 
-@dataclass
-class Region:
+class Region(NamedTuple):
+    """Also the region's key: (kind, resource, scope, item)."""
+
     kind: int  # RESOURCE, SCOPE or ITEM
     resource: int
     scope: int  # -1 for RESOURCE
@@ -28,13 +32,29 @@ class Region:
 
 @dataclass
 class WireIndex:
-    starts: list[int] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)  # content start of each region (after tag and length)
     ends: list[int] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
+    heads: list[int] = field(default_factory=list)  # where each region's tag starts
+    # (tag start, content start, end): of each Resource{Spans,Logs}, and by (resource, scope) of each
+    # Scope{Spans,Logs}
+    resources: list[tuple[int, int, int]] = field(default_factory=list)
+    scopes: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
+    repeated_singular: bool = False  # a resource or scope message occurs twice in one container
+    _positions: dict[tuple[int, int, int, int], int] | None = None
 
     def region_at(self, offset: int) -> Region | None:
         i = self.position_at(offset)
         return self.regions[i] if i >= 0 else None
+
+    def position_of(self, key: tuple[int, int, int, int]) -> int:
+        """Index of the region named (kind, resource, scope, item); raises WireError if there is none."""
+        if self._positions is None:
+            self._positions = {region: k for k, region in enumerate(self.regions)}
+        k = self._positions.get(key)
+        if k is None:
+            raise WireError(f"no region {key}")
+        return k
 
     def position_at(self, offset: int) -> int:
         """Index of the region holding ``offset`` (regions are sorted and disjoint), or -1."""
@@ -57,17 +77,31 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes, pos: int, end: int) -> list[tuple[int, int, int]]:
-    """(field number, start, end) of each length-delimited field in buf[pos:end]; other wire types skipped."""
-    out = []
+def _fields(buf: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(field number, tag start, content start, end) of each length-delimited field in buf[pos:end]; other
+    wire types skipped."""
+    out: list[tuple[int, int, int, int]] = []
+    append = out.append
     while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number, wire_type = key >> 3, key & 7
+        head = pos
+        key = buf[pos]  # one-byte tags and one- or two-byte lengths are decoded inline: the common case
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos, end)
+        wire_type = key & 7
         if wire_type == 2:
-            length, pos = _varint(buf, pos, end)
+            if pos < end and buf[pos] < 0x80:
+                length = buf[pos]
+                pos += 1
+            elif pos + 1 < end and buf[pos + 1] < 0x80:
+                length = (buf[pos] & 0x7F) | buf[pos + 1] << 7
+                pos += 2
+            else:
+                length, pos = _varint(buf, pos, end)
             if pos + length > end:
                 raise WireError("length past end")
-            out.append((number, pos, pos + length))
+            append((key >> 3, head, pos, pos + length))
             pos += length
         elif wire_type == 0:
             _, pos = _varint(buf, pos, end)
@@ -84,28 +118,64 @@ def _fields(buf: bytes, pos: int, end: int) -> list[tuple[int, int, int]]:
 
 def index(raw: bytes) -> WireIndex:
     idx = WireIndex()
-
-    def add(start: int, end: int, region: Region) -> None:
-        idx.starts.append(start)
-        idx.ends.append(end)
-        idx.regions.append(region)
-
+    starts, ends, regions, heads = idx.starts, idx.ends, idx.regions, idx.heads
     r = 0
-    for number, start, end in _fields(raw, 0, len(raw)):
+    for number, head, start, end in _fields(raw, 0, len(raw)):
         if number != 1:
             continue
+        idx.resources.append((head, start, end))
         s = 0
-        for n2, s2, e2 in _fields(raw, start, end):
+        seen_resource = False
+        for n2, h2, s2, e2 in _fields(raw, start, end):
             if n2 == 1:
-                add(s2, e2, Region(RESOURCE, r, -1, -1))
+                idx.repeated_singular |= seen_resource
+                seen_resource = True
+                heads.append(h2)
+                starts.append(s2)
+                ends.append(e2)
+                regions.append(Region(RESOURCE, r, -1, -1))
             elif n2 == 2:
+                idx.scopes[(r, s)] = (h2, s2, e2)
                 i = 0
-                for n3, s3, e3 in _fields(raw, s2, e2):
+                seen_scope = False
+                for n3, h3, s3, e3 in _fields(raw, s2, e2):
                     if n3 == 1:
-                        add(s3, e3, Region(SCOPE, r, s, -1))
+                        idx.repeated_singular |= seen_scope
+                        seen_scope = True
+                        heads.append(h3)
+                        starts.append(s3)
+                        ends.append(e3)
+                        regions.append(Region(SCOPE, r, s, -1))
                     elif n3 == 2:
-                        add(s3, e3, Region(ITEM, r, s, i))
+                        heads.append(h3)
+                        starts.append(s3)
+                        ends.append(e3)
+                        regions.append(Region(ITEM, r, s, i))
                         i += 1
                 s += 1
         r += 1
     return idx
+
+
+def string_tag_bytes(root: Descriptor) -> frozenset[int]:
+    """The last byte of the tag of every string or bytes field reachable from ``root``.
+
+    A digit run right after one of these and a one-byte length may be the start of a string value rather
+    than the middle of a hex token (see PiiScanner.scan_raw)."""
+    tags: set[int] = set()
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        message = todo.pop()
+        if message.full_name in seen:
+            continue
+        seen.add(message.full_name)
+        for f in message.fields:
+            if f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type is not None:
+                todo.append(f.message_type)
+            elif f.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+                tag = f.number << 3 | 2
+                while tag >= 0x80:
+                    tag >>= 7
+                tags.add(tag)
+    return frozenset(tags)
