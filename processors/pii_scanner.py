@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import re
+import re._parser as re_parser
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from processors.pii_patterns import (
 from processors.redaction_config import RedactionConfig
 
 SECRET_LABEL = "SECRET"
+
 KEY_PLAIN, KEY_SECRET, KEY_ALLOWED = 0, 1, 2
 
 
@@ -39,6 +41,7 @@ class _Detector:
     shrink_at: str
     shrink_prefix: str
     reach: int  # a match starts at most this many characters before a trigger hit ends (0: unknown)
+    width: int  # the longest match of the regex (0: unbounded)
     needs_context: Callable[[str], bool] | None
     context_ok: Callable[[str, int, int], bool] | None
 
@@ -60,6 +63,10 @@ class PiiScanner:
         self.detectors: list[_Detector] = []
         for t in types:
             pattern = t.compile()
+            width = _max_width(pattern)
+            reach = t.reach if t.name in TRIGGERS else 0  # custom patterns: always the whole text
+            if reach and width:
+                reach = min(reach, width)  # a match holds its trigger hit, so it starts at most width before
             self.detectors.append(
                 _Detector(
                     t.name,
@@ -69,7 +76,8 @@ class PiiScanner:
                     "v" in pattern.groupindex,
                     t.shrink_at,
                     t.shrink_prefix,
-                    t.reach if t.name in TRIGGERS else 0,  # custom patterns: always the whole text
+                    reach,
+                    width,
                     t.needs_context,
                     t.context_ok,
                 )
@@ -138,9 +146,10 @@ class PiiScanner:
             setattr(self._local, name, scratch)
         return scratch
 
-    def scan_raw(self, raw: bytes) -> list[int]:
+    def scan_raw(self, raw: bytes, string_tags: frozenset[int]) -> list[int]:
         """End offsets of every trigger or secret-key-name hit in ``raw`` (a serialized batch). Empty means
-        the batch needs no redaction at all."""
+        the batch needs no redaction at all. ``string_tags``: the last byte of the tag of every string or
+        bytes field of this kind of message (wire_index.string_tag_bytes)."""
         if self._raw_db is None:
             return []
         ends: list[int] = []
@@ -152,7 +161,10 @@ class PiiScanner:
         def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             if pattern == digit_id:
                 # the same run as the previous hit (hits come in end order), or a new one
-                keep = run[1] if end - 8 < run[0] else _digit_run_may_start_a_number(raw, end - 8)
+                if end - 8 < run[0]:
+                    keep = run[1]
+                else:
+                    keep = _digit_run_may_start_a_number(raw, end - 8, string_tags)
                 run[0], run[1] = end, keep
                 if not keep:
                     return
@@ -234,9 +246,28 @@ class PiiScanner:
                     if k == len(ends):
                         break  # no trigger hit after pos: no match can start there
                     pos = max(pos, ends[k] - det.reach)
-                m = det.pattern.search(text, pos)
-                if m is None:
-                    break
+                if ends is not None and det.width:
+                    # A match that starts before the next hit ends holds that hit or a later one, so it ends
+                    # within det.width of it: look only that far (a long prompt is not scanned to its end for
+                    # each hit). A match ending past that limit may have been cut short: search unbounded.
+                    k = bisect.bisect_right(ends, pos)
+                    if k == len(ends):
+                        break
+                    limit = ends[k] + det.width
+                    m = det.pattern.search(text, pos, limit + _LOOKAROUND)
+                    if m is None:
+                        if limit + _LOOKAROUND >= len(text):
+                            break
+                        pos = ends[k]  # nothing starts before that hit's end
+                        continue
+                    if m.end() > limit:
+                        m = det.pattern.search(text, pos)
+                        if m is None:
+                            break
+                else:
+                    m = det.pattern.search(text, pos)
+                    if m is None:
+                        break
                 if m.start() == regroup and len(pii_validators.digits_of(m.group(0))) < 13:
                     # the tail of a longer rejected number ("4627 5068 6747 7180" → "5068 6747 7180") only
                     # counts as a card of usual length, not as a 12-digit Maestro that passed Luhn by chance
@@ -343,23 +374,29 @@ class PiiScanner:
         return self._hmac_format.format(type=label, hmac=digest[: self._hmac_length])
 
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 _HEX_LETTERS = frozenset(b"abcdefABCDEF")
-# Bytes that can be the tag of a length-delimited field (wire type 2: low 3 bits 010) and are hex characters
-_TAG_LIKE = frozenset(b"2Bb")
 
 
-def _digit_run_may_start_a_number(raw: bytes, pos: int) -> bool:
+def _digit_run_may_start_a_number(raw: bytes, pos: int, string_tags: frozenset[int]) -> bool:
     """False only for a digit run that is certainly the middle of a hex token ("…e8a46309973f…"), where no
     phone or card number can start (their left edge refuses a letter). The byte before a run that starts a
-    string is the string's length, which may be a hex letter; the byte before that is then a field tag
-    (2, B or b when it is a hex character) or a length continuation byte (>= 0x80): those runs are kept."""
+    string is the string's length, which may be a hex letter; the byte before that is then the (last byte
+    of the) string field's tag, one of ``string_tags``, or a length continuation byte (>= 0x80): kept."""
     while pos > 0 and 48 <= raw[pos - 1] <= 57:
         pos -= 1
     if pos < 2:
         return True
     before, before2 = raw[pos - 1], raw[pos - 2]
-    return not (before in _HEX_LETTERS and before2 in _HEX and before2 not in _TAG_LIKE)
+    return before not in _HEX_LETTERS or before2 >= 0x80 or before2 in string_tags
+
+
+_LOOKAROUND = 64  # more than any lookahead of the built-in patterns looks past a match (tested)
+
+
+def _max_width(pattern: re.Pattern[str]) -> int:
+    """Longest possible match of ``pattern`` (lookarounds excluded), or 0 when it is unbounded."""
+    widest = re_parser.parse(pattern.pattern, pattern.flags).getwidth()[1]
+    return widest if widest < 1 << 20 else 0
 
 
 def _normalise_key(key: str) -> str:

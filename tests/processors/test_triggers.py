@@ -47,3 +47,35 @@ def test_trigger_is_a_superset_of_the_full_regex(text: str) -> None:
                 continue  # rejected anyway: the trigger need not see it
             assert TRIG[name].search(m.group(0)), f"{name}: trigger misses full match {m.group(0)!r}"
             assert RAW[name].search(m.group(0)), f"{name}: raw-scan trigger misses full match {m.group(0)!r}"
+
+
+def test_a_card_at_the_start_of_a_string_whose_length_byte_is_a_hex_letter_is_found() -> None:
+    # In the raw batch the byte before such a string is its length: 97..102 bytes read as "a".."f", a hex
+    # letter, as if the digits were inside a hex token. The raw scan must still flag the span.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from processors.config import SidecarConfig
+    from processors.handlers import Pipeline
+    from tests.processors.helpers import span, trace_request
+
+    pipeline = Pipeline(SidecarConfig())
+    for length in range(97, 103):
+        text = ("4111111111111111 is my card" + " thanks" * 20)[:length]
+        raw = trace_request(span("s", {"note": text})).SerializeToString()
+        assert bytes([length]) + b"4111111111111111" in raw
+        out = ExportTraceServiceRequest.FromString(pipeline.process_traces(raw).payload)
+        assert "4111111111111111" not in str(out), length
+
+
+def test_a_widest_match_bound_holds_for_every_bounded_builtin_type() -> None:
+    # the scanner stops a regex search this far past a trigger hit (plus a lookahead margin): the bound must
+    # be the regex's real maximum width
+    from processors.config import SidecarConfig
+    from processors.pii_scanner import _LOOKAROUND, PiiScanner
+
+    scanner = PiiScanner(SidecarConfig().redaction)
+    for det in scanner.detectors:
+        if det.width:
+            assert det.reach <= det.width
+            lookaheads = re.findall(r"\(\?[=!][^)]*\)", det.pattern.pattern)
+            assert all(len(a) < _LOOKAROUND for a in lookaheads), det.name
