@@ -19,6 +19,7 @@ from processors.handlers import LOGS_METHOD, LOGS_SERVICE, TRACE_METHOD, TRACE_S
 from processors.telemetry import Telemetry
 
 log = logging.getLogger("processors.server")
+_MAX_FRAME_SIZE = (1 << 24) - 1  # the largest HTTP/2 allows
 
 
 @dataclass
@@ -74,6 +75,8 @@ def start_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             # our handler answers up to 2x the limit with a precise message; beyond that gRPC refuses it
             ("grpc.max_receive_message_length", 2 * limit),
+            # let the Collector send a batch in a few large HTTP/2 frames rather than ~100 of 16 KB
+            ("grpc.http2.max_frame_size", _MAX_FRAME_SIZE),
         ],
     )
     server.add_generic_rpc_handlers(
