@@ -413,7 +413,7 @@ def main() -> int:
         "",
         "| measure | value |",
         "|---|---:|",
-        f"| parse + cost + redaction + re-serialise, p50 per batch | {inproc['p50_ms']:.2f} ms |",
+        f"| parse + cost + redaction + output bytes (splice), p50 per batch | {inproc['p50_ms']:.2f} ms |",
         f"| same, p99 per batch | {inproc['p99_ms']:.2f} ms |",
         f"| cost of one span: cached price lookup + cost (goal < 2 us) | {inproc['cost_us']:.2f} us |",
         f"| cost enrichment of whole batches (all 512 spans walked) per priced span | "
@@ -450,6 +450,17 @@ def main() -> int:
         "sidecar CPU column shows how many cores the sidecar (front + workers) kept busy and spans per "
         "sidecar CPU-second what that CPU bought.",
         "",
+        *(
+            [
+                f"Upper bound here: (2 cores - {load_cores[2]:.2f} for client + sink) / "
+                f"{worker_cores[1]:.2f} cores used by one worker = "
+                f"**{(2 - load_cores[2]) / worker_cores[1]:.2f}x**, even if 2 workers used their CPU as well "
+                "as one does.",
+                "",
+            ]
+            if load_cores.get(2) and worker_cores.get(1)
+            else []
+        ),
         f"## PII accuracy ({per_kind} samples per type from Faker in 22 locales, {negatives} hard negatives)",
         "",
         "Presidio: presidio-analyzer pattern recognizers (email, phone, credit card, US SSN, IBAN, IP) with "
