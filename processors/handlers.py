@@ -110,7 +110,9 @@ class Pipeline:
                 if redaction.changed:
                     new = {key: _message_at(request, key).SerializeToString() for key in redaction.regions}
                     payload = regions.splice(new, {})
-                    return payload or request.SerializeToString(), items, None, redaction
+                    if payload is None:  # not indexable: re-serialise the whole batch
+                        payload = request.SerializeToString()
+                    return payload, items, None, redaction
         return None, items, None, redaction
 
 
