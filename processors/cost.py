@@ -12,6 +12,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from processors.pricing import PriceBook
+from processors.wire_index import encode_varint
 
 ATTR_COST = "gen_ai.usage.cost"
 ATTR_COST_INPUT = "gen_ai.cost.input"
@@ -81,19 +82,10 @@ def _token_count(value: AnyValue) -> int | None:
 
 # The attributes are built as wire bytes: Span.attributes = field 9; KeyValue {1: key, 2: value};
 # AnyValue {1: string_value, 4: double_value (fixed64)}.
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _kv_bytes(key: str, any_value: bytes) -> bytes:
     k = key.encode()
-    kv = b"\x0a" + _varint(len(k)) + k + b"\x12" + _varint(len(any_value)) + any_value
-    return b"\x4a" + _varint(len(kv)) + kv
+    kv = b"\x0a" + encode_varint(len(k)) + k + b"\x12" + encode_varint(len(any_value)) + any_value
+    return b"\x4a" + encode_varint(len(kv)) + kv
 
 
 _DOUBLE_PREFIX = {
@@ -105,7 +97,7 @@ _PACK_DOUBLE = struct.Struct("<d").pack
 
 def _string_attr(key: str, v: str) -> bytes:
     b = v.encode()
-    return _kv_bytes(key, b"\x0a" + _varint(len(b)) + b)
+    return _kv_bytes(key, b"\x0a" + encode_varint(len(b)) + b)
 
 
 def enrich_costs(

@@ -15,9 +15,9 @@ from processors.cost import CostStats, price_spans
 from processors.forwarding import Processed, parse_or_reject
 from processors.pii_scanner import PiiScanner
 from processors.pricing import PriceBook
-from processors.redaction import Key, RedactionStats, redact_logs, redact_traces
+from processors.redaction import RedactionStats, redact_logs, redact_traces
 from processors.telemetry import Telemetry
-from processors.wire_index import ITEM, RESOURCE, SCOPE, string_tag_bytes
+from processors.wire_index import ITEM, RESOURCE, SCOPE, Key, string_tag_bytes
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"

@@ -14,15 +14,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 
 from processors.pii_scanner import KEY_ALLOWED, KEY_SECRET, SECRET_LABEL, PiiScanner
 from processors.redaction_config import RedactionConfig
-from processors.wire_index import ITEM, RESOURCE, SCOPE
+from processors.wire_index import ITEM, RESOURCE, SCOPE, Key
 
 ATTR_REDACTED_COUNT = "pii.redacted.count"
 ATTR_REDACTED_TYPES = "pii.redacted.types"
 SECRET_TYPE = "secret_key"  # type name counted for values masked because of their key
-
-
-Key = tuple[int, int, int, int]
-"""(kind, resource, scope, item) of a wire_index region: which resource, scope or span/log record."""
 
 
 @dataclass

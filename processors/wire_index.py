@@ -16,6 +16,10 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 RESOURCE, SCOPE, ITEM = 0, 1, 2
 
+Key = tuple[int, int, int, int]
+"""(kind, resource, scope, item) of a region: which resource, scope or span/log record; -1 where a part
+does not apply. A Region is also its own key."""
+
 
 class WireError(ValueError):
     """The bytes do not have the expected shape; callers fall back to walking everything."""
@@ -41,13 +45,13 @@ class WireIndex:
     resources: list[tuple[int, int, int]] = field(default_factory=list)
     scopes: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
     repeated_singular: bool = False  # a resource or scope message occurs twice in one container
-    _positions: dict[tuple[int, int, int, int], int] | None = None
+    _positions: dict[Key, int] | None = None
 
     def region_at(self, offset: int) -> Region | None:
         i = self.position_at(offset)
         return self.regions[i] if i >= 0 else None
 
-    def position_of(self, key: tuple[int, int, int, int]) -> int:
+    def position_of(self, key: Key) -> int:
         """Index of the region named (kind, resource, scope, item); raises WireError if there is none."""
         if self._positions is None:
             self._positions = {region: k for k, region in enumerate(self.regions)}
@@ -60,6 +64,18 @@ class WireIndex:
         """Index of the region holding ``offset`` (regions are sorted and disjoint), or -1."""
         i = bisect.bisect_right(self.starts, offset) - 1
         return i if i >= 0 and offset < self.ends[i] else -1
+
+
+def encode_varint(n: int) -> bytes:
+    """The protobuf varint encoding of a non-negative ``n`` (tags and lengths)."""
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:

@@ -11,26 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from processors.wire_index import ITEM, RESOURCE, WireError, WireIndex
-
-Key = tuple[int, int, int, int]
-"""(kind, resource, scope, item), as wire_index regions name them; -1 where a part does not apply."""
+from processors.wire_index import ITEM, RESOURCE, Key, WireError, WireIndex, encode_varint
 
 Piece = bytes | memoryview
 
 # tags: request {1: Resource*}; Resource* {1: resource, 2: Scope*}; Scope* {1: scope, 2: item}
 _TAG_FIELD_1, _TAG_FIELD_2 = b"\x0a", b"\x12"
-
-
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def splice(
@@ -71,7 +57,7 @@ def splice(
         head, start, end = idx.scopes[(cur_r, cur_s)]
         scope_out.append(view[pos:end])
         length = end - start + scope_growth
-        prefix = _TAG_FIELD_2 + _varint(length)
+        prefix = _TAG_FIELD_2 + encode_varint(length)
         resource_out.append(prefix)
         resource_out.extend(scope_out)
         resource_growth += len(prefix) + length - (end - head)
@@ -86,7 +72,7 @@ def splice(
         _, start, end = idx.resources[cur_r]
         resource_out.append(view[pos:end])
         length = end - start + resource_growth
-        out.append(_TAG_FIELD_1 + _varint(length))
+        out.append(_TAG_FIELD_1 + encode_varint(length))
         out.extend(resource_out)
         resource_out.clear()
         resource_growth = 0
@@ -111,7 +97,7 @@ def splice(
                 pos = start
         pieces = content[k]
         length = sum(map(len, pieces))
-        prefix = (_TAG_FIELD_2 if region.kind == ITEM else _TAG_FIELD_1) + _varint(length)
+        prefix = (_TAG_FIELD_2 if region.kind == ITEM else _TAG_FIELD_1) + encode_varint(length)
         growth = len(prefix) + length - (ends[k] - heads[k])
         target = resource_out if region.kind == RESOURCE else scope_out
         target.append(view[pos : heads[k]])

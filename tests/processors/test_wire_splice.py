@@ -14,7 +14,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from processors.handlers import Pipeline
-from processors.wire_index import ITEM, RESOURCE, SCOPE, WireError, index
+from processors.wire_index import ITEM, RESOURCE, SCOPE, WireError, encode_varint, index
 from processors.wire_splice import splice
 from tests.processors.helpers import attrs, value
 
@@ -72,22 +72,13 @@ def test_splice_equals_changing_the_parsed_request(shape: list[list[int]], data:
                 new[(kind, r, s, i)] = span.SerializeToString()
             else:
                 extra = attrs({"cost": 1.5, "long": "y" * 300})
-                wire = [b"\x4a" + _len(kv.ByteSize()) + kv.SerializeToString() for kv in extra]
+                wire = [b"\x4a" + encode_varint(kv.ByteSize()) + kv.SerializeToString() for kv in extra]
                 appended[(kind, r, s, i)] = b"".join(wire)
                 span.attributes.extend(extra)
     out = splice(raw, idx, new, appended)
     assert ExportTraceServiceRequest.FromString(out) == expected
     if not new and not appended:
         assert out is raw
-
-
-def _len(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def test_unchanged_bytes_are_copied_as_received() -> None:
@@ -106,7 +97,7 @@ def test_a_resource_that_occurs_twice_is_refused() -> None:
     second = ResourceSpans(resource=Resource(attributes=attrs({"r2": "second"}))).SerializeToString()
     raw = ExportTraceServiceRequest(resource_spans=[rs]).SerializeToString()
     inner = rs.SerializeToString() + second  # one ResourceSpans holding two `resource` fields
-    raw = b"\x0a" + _len(len(inner)) + inner
+    raw = b"\x0a" + encode_varint(len(inner)) + inner
     idx = index(raw)
     assert idx.repeated_singular
     with pytest.raises(WireError):
@@ -130,7 +121,7 @@ def test_pipeline_falls_back_to_reserialising_a_repeated_resource(pipeline: Pipe
         resource=Resource(attributes=attrs({"also": "bob@example.org"}))
     ).SerializeToString()
     inner = rs.SerializeToString() + second
-    raw = b"\x0a" + _len(len(inner)) + inner
+    raw = b"\x0a" + encode_varint(len(inner)) + inner
     out = pipeline.process_traces(raw).payload
     assert b"alice@example.com" not in out and b"bob@example.org" not in out and b"555 2671" not in out
     parsed = ExportTraceServiceRequest.FromString(out)
