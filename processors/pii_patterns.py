@@ -106,7 +106,8 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
     ),
     PiiType(
         "email",
-        _left(r"\w.+%-") + r"[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        # the local part may hold any letters ("grace.müller47@…", RFC 6531); the domain is written in ASCII
+        _left(r"\w.+%-") + r"[^\W_][\w.%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])",
         v.always_ok,
     ),
@@ -202,7 +203,8 @@ TRIGGERS: dict[str, tuple[str, bool]] = {
         r"(?:pass(?:word|wd|phrase)?|pwd|secret|api[_-]?key|apikey|token)\\?[\"']?\s*[=:]",
         True,
     ),
-    "email": (r"[A-Za-z0-9._%+-]@[A-Za-z0-9]", False),
+    # or the UTF-8 encoding of a non-ASCII letter ending the local part ("josé@…")
+    "email": (r"(?:[A-Za-z0-9._%+-]|[\xc2-\xf4][\x80-\xbf]{1,3})@[A-Za-z0-9]", False),
     "iban": (r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}", False),
     "credit_card": (r"\d{12}|" + _CARD_GROUPS, False),
     "us_ssn": (r"\d{3}[- ]\d{2}[- ]\d{4}", False),
