@@ -85,7 +85,11 @@ def fake_pii(kind: str, rng: random.Random) -> str:
             )
         )
     if kind == "credit_card":
-        card = _luhn_complete(rng.choice(("4", "51", "37")), 16, rng)
+        prefix = rng.choice(("4", "51", "37"))
+        if prefix == "37":  # American Express: 15 digits, printed 4-6-5
+            card = _luhn_complete(prefix, 15, rng)
+            return f"{card[:4]} {card[4:10]} {card[10:]}"
+        card = _luhn_complete(prefix, 16, rng)
         return " ".join(card[i : i + 4] for i in range(0, 16, 4))
     if kind == "api_key":
         alphabet = string.ascii_letters + string.digits
