@@ -151,3 +151,51 @@ def test_gateway_call_is_priced_and_redacted_on_its_way_to_the_backends(native_s
     assert attr(span, "gen_ai.cost.status") == "priced"
     assert float(attr(span, "gen_ai.usage.cost")) > 0
     assert "email" in attr(span, "pii.redacted.types")
+
+
+def test_no_pii_the_load_generator_sends_reaches_the_export_files(native_stack: NativeStack) -> None:
+    """Every kind of PII the demo's load generator puts in prompts, through the whole product path, streamed
+    and not: none of it may be in the trace or log files (the span and the request log both carry it)."""
+    import random
+
+    import openai
+
+    from app.loadgen.prompts import PII_KINDS, fake_pii
+
+    if "app" not in native_stack.info["services"] or native_stack.info["sidecar"] != "enabled":
+        pytest.fail(f"this stack runs {native_stack.info['services']}; the gateway and sidecar are required")
+    client = openai.OpenAI(
+        base_url=native_stack.info["urls"]["gateway"] + "/v1",
+        api_key=native_stack.gateway_keys()[0],
+        max_retries=5,
+    )
+    rng = random.Random(20261121)
+    sent: list[str] = []
+    ids: list[str] = []
+    for i in range(8):
+        values = [fake_pii(kind, rng) for kind in PII_KINDS]
+        sent += values
+        content = "Please check these: " + "; ".join(
+            f"{k} {v}" for k, v in zip(PII_KINDS, values, strict=True)
+        )
+        messages: list[Any] = [{"role": "user", "content": content}]
+        if i % 2:
+            try:
+                stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+                chunks = iter(stream)
+                ids.append(next(chunks).id)
+                for _ in chunks:
+                    pass
+            except openai.APIError:
+                pass  # a mid-stream disconnect injected by the simulated provider; the PII was sent
+        else:
+            ids.append(client.chat.completions.create(model="gpt-4o-mini", messages=messages).id)
+
+    def all_exported() -> bool:
+        found = {attr(s, "gen_ai.response.id") for s in exported_spans(native_stack.traces_file)}
+        return all(i in found for i in ids)
+
+    wait_for(all_exported, 30, f"the GenAI spans of {len(ids)} responses")
+    exported = native_stack.traces_file.read_text() + native_stack.logs_file.read_text()
+    leaked = [v for v in sent if v in exported]
+    assert not leaked, f"PII in the export files: {leaked}"
