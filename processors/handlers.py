@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -76,12 +77,14 @@ class Pipeline:
         if self.config.redaction.enabled:
             hits = self.scanner.scan_raw(raw, TRACE_STRING_TAGS)
             if hits:
-                only = regions.regions_at(hits)
+                by_region = regions.regions_at(hits)
+                only = None if by_region is None else set(by_region)
+                parts = None if by_region is None else regions.parts_hit(by_region)
                 # the spans about to be walked get their cost attributes first, as if both ran on the message
                 merged = set(additions) if only is None else {k for k in additions if (ITEM, *k) in only}
                 for r, s, i in merged:
                     request.resource_spans[r].scope_spans[s].spans[i].MergeFromString(additions[(r, s, i)])
-                redaction = redact_traces(request, self.scanner, self.config.redaction, only)
+                redaction = redact_traces(request, self.scanner, self.config.redaction, only, parts)
         if not additions and (redaction is None or not redaction.changed):
             return None, items, cost, redaction  # forwarded as received: no re-serialisation
         changed = redaction.regions if redaction is not None else set()
@@ -105,8 +108,10 @@ class Pipeline:
             hits = self.scanner.scan_raw(raw, LOG_STRING_TAGS)
             if hits:
                 regions = _LazyIndex(raw)
-                only = regions.regions_at(hits)
-                redaction = redact_logs(request, self.scanner, self.config.redaction, only)
+                by_region = regions.regions_at(hits)
+                only = None if by_region is None else set(by_region)
+                parts = None if by_region is None else regions.parts_hit(by_region)
+                redaction = redact_logs(request, self.scanner, self.config.redaction, only, parts)
                 if redaction.changed:
                     new = {key: _message_at(request, key).SerializeToString() for key in redaction.regions}
                     payload = regions.splice(new, {})
@@ -150,16 +155,32 @@ class _LazyIndex:
                 self._failed = True
         return self._index
 
-    def regions_at(self, ends: list[int]) -> set[tuple[int, int, int, int]] | None:
+    def regions_at(self, ends: list[int]) -> dict[Key, list[int]] | None:
+        """The regions holding the hits (exclusive end offsets, as Hyperscan reports them), each with the
+        offsets of its hits."""
         idx = self._get()
         if idx is None:
             return None
-        found = set()
+        found: dict[Key, list[int]] = {}
         for end in ends:
-            region = idx.region_at(end - 1)  # hyperscan reports exclusive end offsets
-            if region is not None:
-                found.add((region.kind, region.resource, region.scope, region.item))
+            k = idx.position_at(end - 1)
+            if k >= 0:
+                found.setdefault(idx.regions[k], []).append(end - 1)
         return found
+
+    def parts_hit(self, hits: dict[Key, list[int]]) -> dict[Key, set[tuple[int, int]]]:
+        """For each span / log record with hits: the (field number, occurrence) of its top-level fields that
+        hold them (the attributes, events, body … to walk). An item that cannot be read is left out: it is
+        then walked whole."""
+        idx = self._index
+        assert idx is not None
+        parts: dict[Key, set[tuple[int, int]]] = {}
+        for key, offsets in hits.items():
+            if key[0] == ITEM:
+                k = idx.position_of(key)
+                with contextlib.suppress(wire_index.WireError):  # not readable: walked whole
+                    parts[key] = wire_index.item_parts(self._raw, idx.starts[k], idx.ends[k], offsets)
+        return parts
 
     def splice(self, new: dict[Key, bytes], appended: dict[Key, bytes]) -> bytes | None:
         """The received bytes with the ``new`` messages in place and the ``appended`` bytes added at the end

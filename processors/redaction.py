@@ -11,6 +11,8 @@ from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from processors.pii_scanner import KEY_ALLOWED, KEY_SECRET, SECRET_LABEL, PiiScanner
 from processors.redaction_config import RedactionConfig
@@ -132,10 +134,68 @@ def _wanted(only: Regions, kind: int, r: int, s: int = -1) -> bool:
     return only is None or (kind, r, s, -1) in only
 
 
+Parts = dict[Key, set[tuple[int, int]]] | None
+"""For a span / log record: (field number, occurrence) of its top-level fields that the raw-bytes scan hit
+(wire_index.item_parts); only those are walked. An item not in it is walked whole."""
+
+_SPAN_FIELDS = Span.DESCRIPTOR.fields_by_name
+_SPAN_ATTRIBUTES, _SPAN_EVENTS, _SPAN_LINKS, _SPAN_STATUS = (
+    _SPAN_FIELDS[name].number for name in ("attributes", "events", "links", "status")
+)
+_LOG_BODY = LogRecord.DESCRIPTOR.fields_by_name["body"].number
+_LOG_ATTRIBUTES = LogRecord.DESCRIPTOR.fields_by_name["attributes"].number
+
+
+def _walk_span(walk: _Walk, span: Any, owner: int, fields: Any, parts: set[tuple[int, int]] | None) -> None:
+    if parts is not None and all(
+        (n != _SPAN_ATTRIBUTES or k < len(span.attributes))
+        and (n != _SPAN_EVENTS or k < len(span.events))
+        and (n != _SPAN_LINKS or k < len(span.links))
+        for n, k in parts
+    ):
+        for number, k in sorted(parts):
+            if number == _SPAN_ATTRIBUTES:
+                walk.attributes((span.attributes[k],), owner)
+            elif number == _SPAN_EVENTS and fields.span_events:
+                walk.attributes(span.events[k].attributes, owner)
+            elif number == _SPAN_LINKS and fields.span_links:
+                walk.attributes(span.links[k].attributes, owner)
+            elif number == _SPAN_STATUS and fields.span_status and span.status.message:
+                walk.text_field(span.status, "message", owner)
+        return
+    walk.attributes(span.attributes, owner)
+    if fields.span_events:
+        for event in span.events:
+            walk.attributes(event.attributes, owner)
+    if fields.span_links:
+        for link in span.links:
+            walk.attributes(link.attributes, owner)
+    if fields.span_status and span.status.message:
+        walk.text_field(span.status, "message", owner)
+
+
+def _walk_log(walk: _Walk, record: Any, owner: int, fields: Any, parts: set[tuple[int, int]] | None) -> None:
+    if parts is not None and all(n != _LOG_ATTRIBUTES or k < len(record.attributes) for n, k in parts):
+        for number, k in sorted(parts):
+            if number == _LOG_ATTRIBUTES:
+                walk.attributes((record.attributes[k],), owner)
+            elif number == _LOG_BODY and fields.log_body and record.HasField("body"):
+                walk.value(record.body, owner)
+        return
+    walk.attributes(record.attributes, owner)
+    if fields.log_body and record.HasField("body"):
+        walk.value(record.body, owner)
+
+
 def redact_traces(
-    request: ExportTraceServiceRequest, scanner: PiiScanner, config: RedactionConfig, only: Regions = None
+    request: ExportTraceServiceRequest,
+    scanner: PiiScanner,
+    config: RedactionConfig,
+    only: Regions = None,
+    parts: Parts = None,
 ) -> RedactionStats:
-    """Redact in place. ``only`` limits the walk to the regions where the raw-bytes scan found something."""
+    """Redact in place. ``only`` limits the walk to the regions where the raw-bytes scan found something,
+    ``parts`` within a span to the fields it found something in."""
     walk = _Walk(scanner)
     fields = config.fields
     for r, resource_spans in enumerate(request.resource_spans):
@@ -148,24 +208,23 @@ def redact_traces(
             indices = range(len(spans)) if only is None else _items(only, r, s)
             for i in indices:
                 span = spans[i]
-                owner = walk.owner((ITEM, r, s, i), span)
-                walk.attributes(span.attributes, owner)
-                if fields.span_events:
-                    for event in span.events:
-                        walk.attributes(event.attributes, owner)
-                if fields.span_links:
-                    for link in span.links:
-                        walk.attributes(link.attributes, owner)
-                if fields.span_status and span.status.message:
-                    walk.text_field(span.status, "message", owner)
+                key = (ITEM, r, s, i)
+                _walk_span(
+                    walk, span, walk.owner(key, span), fields, None if parts is None else parts.get(key)
+                )
     walk.redact_collected()
     return walk.finish(config.summary)
 
 
 def redact_logs(
-    request: ExportLogsServiceRequest, scanner: PiiScanner, config: RedactionConfig, only: Regions = None
+    request: ExportLogsServiceRequest,
+    scanner: PiiScanner,
+    config: RedactionConfig,
+    only: Regions = None,
+    parts: Parts = None,
 ) -> RedactionStats:
-    """Redact in place. ``only`` limits the walk to the regions where the raw-bytes scan found something."""
+    """Redact in place. ``only`` limits the walk to the regions where the raw-bytes scan found something,
+    ``parts`` within a log record to the fields it found something in."""
     walk = _Walk(scanner)
     fields = config.fields
     for r, resource_logs in enumerate(request.resource_logs):
@@ -178,10 +237,10 @@ def redact_logs(
             indices = range(len(records)) if only is None else _items(only, r, s)
             for i in indices:
                 record = records[i]
-                owner = walk.owner((ITEM, r, s, i), record)
-                walk.attributes(record.attributes, owner)
-                if fields.log_body and record.HasField("body"):
-                    walk.value(record.body, owner)
+                key = (ITEM, r, s, i)
+                _walk_log(
+                    walk, record, walk.owner(key, record), fields, None if parts is None else parts.get(key)
+                )
     walk.redact_collected()
     return walk.finish(config.summary)
 

@@ -173,6 +173,27 @@ def index(raw: bytes) -> WireIndex:
     return idx
 
 
+def item_parts(raw: bytes, start: int, end: int, offsets: list[int]) -> set[tuple[int, int]]:
+    """(field number, occurrence) of each length-delimited top-level field of the item in raw[start:end]
+    that holds one of the byte ``offsets``: e.g. (9, 3) is the span's 4th attribute. Raises WireError."""
+    parts: set[tuple[int, int]] = set()
+    seen: dict[int, int] = {}
+    wanted = sorted(offsets)
+    k = 0
+    for number, _head, s, e in _fields(raw, start, end):
+        occurrence = seen.get(number, 0)
+        seen[number] = occurrence + 1
+        while k < len(wanted) and wanted[k] < s:
+            k += 1
+        if k < len(wanted) and wanted[k] < e:
+            parts.add((number, occurrence))
+            while k < len(wanted) and wanted[k] < e:
+                k += 1
+        if k == len(wanted):
+            break
+    return parts
+
+
 def string_tag_bytes(root: Descriptor) -> frozenset[int]:
     """The last byte of the tag of every string or bytes field reachable from ``root``.
 

@@ -130,3 +130,30 @@ def test_unindexable_bytes_fall_back_to_walking_everything(pipeline: Pipeline) -
     out = pipeline.process_traces(raw).payload
     assert b"bob@example.com" not in out
     assert b"gen_ai.usage.cost" in out
+
+
+def test_item_parts_names_the_attribute_event_or_link_holding_an_offset() -> None:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMsg
+
+    from processors.wire_index import item_parts
+
+    span = SpanMsg(
+        name="n",
+        attributes=attrs({"a": "first", "b": "second", "c": "third"}),
+        events=[SpanMsg.Event(name="e0"), SpanMsg.Event(name="e1", attributes=attrs({"x": "in-event"}))],
+        links=[SpanMsg.Link(attributes=attrs({"y": "in-link"}))],
+    )
+    raw = span.SerializeToString()
+    fields = SpanMsg.DESCRIPTOR.fields_by_name
+
+    def at(needle: bytes) -> set[tuple[int, int]]:
+        return item_parts(raw, 0, len(raw), [raw.index(needle)])
+
+    assert at(b"second") == {(fields["attributes"].number, 1)}
+    assert at(b"third") == {(fields["attributes"].number, 2)}
+    assert at(b"in-event") == {(fields["events"].number, 1)}
+    assert at(b"in-link") == {(fields["links"].number, 0)}
+    assert item_parts(raw, 0, len(raw), [raw.index(b"first"), raw.index(b"in-link")]) == {
+        (fields["attributes"].number, 0),
+        (fields["links"].number, 0),
+    }
