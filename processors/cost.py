@@ -6,6 +6,7 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -41,6 +42,8 @@ _OTHER_ATTRIBUTES = {
     "gen_ai.system": _SYSTEM,
     ATTR_COST: _HAS_COST,
 }
+# one lookup per attribute: key → usage key (str) or slot (int)
+_RELEVANT: dict[str, str | int] = {**USAGE_ATTRIBUTES, **_OTHER_ATTRIBUTES}
 
 
 @dataclass
@@ -51,11 +54,6 @@ class ModelCost:
     max_span_cost: float
     trace_id: bytes
     span_id: bytes
-
-    def add(self, cost: float, trace_id: bytes, span_id: bytes) -> None:
-        self.total += cost
-        if cost > self.max_span_cost:
-            self.max_span_cost, self.trace_id, self.span_id = cost, trace_id, span_id
 
 
 @dataclass
@@ -124,8 +122,7 @@ def price_spans(
     stats = CostStats()
     additions: dict[tuple[int, int, int], bytes] = {}
     now = time.monotonic()
-    usage_attrs = USAGE_ATTRIBUTES
-    other_attrs = _OTHER_ATTRIBUTES
+    relevant = _RELEVANT
     pricing_version = prices.version
     double_prefix = _DOUBLE_PREFIX
     pack_double = _PACK_DOUBLE
@@ -136,21 +133,21 @@ def price_spans(
         found: dict[int, AnyValue] | None = None
         for kv in span.attributes:
             name = kv.key
-            usage_key = usage_attrs.get(name)
-            if usage_key is not None:
+            what = relevant.get(name)
+            if what is None:
+                continue
+            if type(what) is str:
                 count = _token_count(kv.value)
                 if count is not None:
                     if usage is None:
                         usage = {}
                     # the current semconv name wins over a deprecated one when both are present
-                    if usage_key not in usage or not name.endswith(("prompt_tokens", "completion_tokens")):
-                        usage[usage_key] = count
+                    if what not in usage or not name.endswith(("prompt_tokens", "completion_tokens")):
+                        usage[what] = count
                 continue
-            slot = other_attrs.get(name)
-            if slot is not None:
-                if found is None:
-                    found = {}
-                found[slot] = kv.value
+            if found is None:
+                found = {}
+            found[cast(int, what)] = kv.value
         if usage is None or (found is not None and _HAS_COST in found):
             continue
         found = found or {}
@@ -186,7 +183,9 @@ def price_spans(
                 cost.total, cost.total, span.trace_id, span.span_id
             )
         else:
-            group.add(cost.total, span.trace_id, span.span_id)
+            group.total += cost.total
+            if cost.total > group.max_span_cost:  # the ids are read only for a new costliest span
+                group.max_span_cost, group.trace_id, group.span_id = cost.total, span.trace_id, span.span_id
     return stats, additions
 
 
