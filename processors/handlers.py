@@ -1,4 +1,5 @@
-"""The two thin signal handlers: parse, run the processors, decide whether the original bytes can go."""
+"""The two thin signal handlers: parse, run the processors, and build the bytes to forward — the received
+bytes as they are, or with only the changed spans, log records, resources and scopes spliced in."""
 
 from __future__ import annotations
 
