@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -13,7 +13,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from processors.pricing import PriceBook
-from processors.wire_index import encode_varint
+from processors.wire_index import ITEM, Key, encode_varint
 
 ATTR_COST = "gen_ai.usage.cost"
 ATTR_COST_INPUT = "gen_ai.cost.input"
@@ -99,28 +99,27 @@ def _string_attr(key: str, v: str) -> bytes:
 
 
 def enrich_costs(
-    request: ExportTraceServiceRequest, prices: PriceBook, only: set[tuple[int, int, int]] | None = None
+    request: ExportTraceServiceRequest, prices: PriceBook, only: Iterable[Key] | None = None
 ) -> CostStats:
     """Add cost attributes to every span with token usage; mutate ``request`` in place.
 
     Spans without usage, and spans that already carry gen_ai.usage.cost, are left untouched. ``only``
-    ((resource, scope, span) indices) limits the walk to spans known to mention token usage.
+    (wire_index ITEM keys) limits the walk to spans known to mention token usage.
     """
     stats, additions = price_spans(request, prices, only)
-    for (r, s, i), wire in additions.items():
-        request.resource_spans[r].scope_spans[s].spans[i].MergeFromString(wire)
+    merge_costs(request, additions, additions)
     return stats
 
 
 def price_spans(
-    request: ExportTraceServiceRequest, prices: PriceBook, only: set[tuple[int, int, int]] | None = None
-) -> tuple[CostStats, dict[tuple[int, int, int], bytes]]:
+    request: ExportTraceServiceRequest, prices: PriceBook, only: Iterable[Key] | None = None
+) -> tuple[CostStats, dict[Key, bytes]]:
     """The cost attributes of every span with token usage, as wire bytes to append to the span's own bytes
-    (a repeated field may continue anywhere: parsing appends), keyed by (resource, scope, span) index.
-    ``request`` is not changed; ``enrich_costs`` merges the bytes in, the server splices them into the
+    (a repeated field may continue anywhere: parsing appends), keyed by the span's wire_index ITEM key.
+    ``request`` is not changed; ``merge_costs`` merges the bytes in, the server splices them into the
     received batch."""
     stats = CostStats()
-    additions: dict[tuple[int, int, int], bytes] = {}
+    additions: dict[Key, bytes] = {}
     now = time.monotonic()
     relevant = _RELEVANT
     pricing_version = prices.version
@@ -189,14 +188,22 @@ def price_spans(
     return stats, additions
 
 
-def _spans(
-    request: ExportTraceServiceRequest, only: set[tuple[int, int, int]] | None
-) -> Iterator[tuple[tuple[int, int, int], Span]]:
+def merge_costs(
+    request: ExportTraceServiceRequest, additions: Mapping[Key, bytes], keys: Iterable[Key]
+) -> None:
+    """Merge the ``additions`` of the spans named by ``keys`` into the parsed request."""
+    for key in keys:
+        _, r, s, i = key
+        request.resource_spans[r].scope_spans[s].spans[i].MergeFromString(additions[key])
+
+
+def _spans(request: ExportTraceServiceRequest, only: Iterable[Key] | None) -> Iterator[tuple[Key, Span]]:
     if only is None:
         for r, resource_spans in enumerate(request.resource_spans):
             for s, scope_spans in enumerate(resource_spans.scope_spans):
                 for i, span in enumerate(scope_spans.spans):
-                    yield (r, s, i), span
+                    yield (ITEM, r, s, i), span
     else:
-        for r, s, i in sorted(only):
-            yield (r, s, i), request.resource_spans[r].scope_spans[s].spans[i]
+        for key in sorted(only):
+            _, r, s, i = key
+            yield key, request.resource_spans[r].scope_spans[s].spans[i]

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
-from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from processors import wire_index, wire_splice
 from processors.config import SidecarConfig
-from processors.cost import CostStats, price_spans
+from processors.cost import CostStats, merge_costs, price_spans
 from processors.forwarding import Processed, parse_or_reject
 from processors.pii_scanner import PiiScanner
 from processors.pricing import PriceBook
-from processors.redaction import RedactionStats, redact_logs, redact_traces
+from processors.redaction import FieldsHit, RedactionStats, message_at, redact_logs, redact_traces
 from processors.telemetry import Telemetry
-from processors.wire_index import ITEM, RESOURCE, SCOPE, Key, string_tag_bytes
+from processors.wire_index import ITEM, Key, string_tag_bytes
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
@@ -70,31 +69,26 @@ class Pipeline:
         items = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         regions = _LazyIndex(raw)
         cost: CostStats | None = None
-        additions: dict[tuple[int, int, int], bytes] = {}
+        additions: dict[Key, bytes] = {}
         redaction: RedactionStats | None = None
         if self.config.cost.enabled and _USAGE_MARKER in raw:
             cost, additions = price_spans(request, self.prices, regions.items_containing(_USAGE_MARKER))
-        merged: set[tuple[int, int, int]] = set()
+        merged: set[Key] = set()
         if self.config.redaction.enabled:
             hits = self.scanner.scan_raw(raw, TRACE_STRING_TAGS)
             if hits:
-                by_region = regions.regions_at(hits)
-                only = None if by_region is None else set(by_region)
-                parts = None if by_region is None else regions.parts_hit(by_region)
+                only = regions.hit(hits)
                 # the spans about to be walked get their cost attributes first, as if both ran on the message
-                merged = set(additions) if only is None else {k for k in additions if (ITEM, *k) in only}
-                for r, s, i in merged:
-                    request.resource_spans[r].scope_spans[s].spans[i].MergeFromString(additions[(r, s, i)])
-                redaction = redact_traces(request, self.scanner, self.config.redaction, only, parts)
+                merged = set(additions) if only is None else additions.keys() & only.keys()
+                merge_costs(request, additions, merged)
+                redaction = redact_traces(request, self.scanner, self.config.redaction, only)
         if not additions and (redaction is None or not redaction.changed):
             return None, items, cost, redaction  # forwarded as received: no re-serialisation
         changed = redaction.regions if redaction is not None else set()
-        new = {key: _message_at(request, key).SerializeToString() for key in changed}
-        appended = {(ITEM, *k): wire for k, wire in additions.items() if (ITEM, *k) not in new}
-        payload = regions.splice(new, appended)
+        new = {key: message_at(request, key).SerializeToString() for key in changed}
+        payload = regions.splice(new, {key: wire for key, wire in additions.items() if key not in new})
         if payload is None:  # not indexable: re-serialise the whole batch, with every cost attribute in it
-            for r, s, i in additions.keys() - merged:
-                request.resource_spans[r].scope_spans[s].spans[i].MergeFromString(additions[(r, s, i)])
+            merge_costs(request, additions, additions.keys() - merged)
             payload = request.SerializeToString()
         return payload, items, cost, redaction
 
@@ -109,34 +103,14 @@ class Pipeline:
             hits = self.scanner.scan_raw(raw, LOG_STRING_TAGS)
             if hits:
                 regions = _LazyIndex(raw)
-                by_region = regions.regions_at(hits)
-                only = None if by_region is None else set(by_region)
-                parts = None if by_region is None else regions.parts_hit(by_region)
-                redaction = redact_logs(request, self.scanner, self.config.redaction, only, parts)
+                redaction = redact_logs(request, self.scanner, self.config.redaction, regions.hit(hits))
                 if redaction.changed:
-                    new = {key: _message_at(request, key).SerializeToString() for key in redaction.regions}
+                    new = {key: message_at(request, key).SerializeToString() for key in redaction.regions}
                     payload = regions.splice(new, {})
                     if payload is None:  # not indexable: re-serialise the whole batch
                         payload = request.SerializeToString()
                     return payload, items, None, redaction
         return None, items, None, redaction
-
-
-def _message_at(request: ExportTraceServiceRequest | ExportLogsServiceRequest, key: Key) -> Message:
-    kind, r, s, i = key
-    if isinstance(request, ExportTraceServiceRequest):
-        resource: Any = request.resource_spans[r]
-        scope: Any = resource.scope_spans[s] if s >= 0 else None
-        items: Any = scope.spans if scope is not None else None
-    else:
-        resource = request.resource_logs[r]
-        scope = resource.scope_logs[s] if s >= 0 else None
-        items = scope.log_records if scope is not None else None
-    if kind == RESOURCE:
-        return cast(Message, resource.resource)
-    if kind == SCOPE:
-        return cast(Message, scope.scope)
-    return cast(Message, items[i])
 
 
 class _LazyIndex:
@@ -156,32 +130,26 @@ class _LazyIndex:
                 self._failed = True
         return self._index
 
-    def regions_at(self, ends: list[int]) -> dict[Key, list[int]] | None:
-        """The regions holding the hits (exclusive end offsets, as Hyperscan reports them), each with the
-        offsets of its hits."""
+    def hit(self, ends: list[int]) -> dict[Key, FieldsHit | None] | None:
+        """The regions holding the hits (exclusive end offsets, as Hyperscan reports them); for a span / log
+        record, also the (field number, occurrence) of its top-level fields that hold them — None when the
+        item's bytes cannot be read, so that it is walked whole."""
         idx = self._get()
         if idx is None:
             return None
-        found: dict[Key, list[int]] = {}
+        offsets: dict[Key, list[int]] = {}
         for end in ends:
             k = idx.position_at(end - 1)
             if k >= 0:
-                found.setdefault(idx.regions[k], []).append(end - 1)
-        return found
-
-    def parts_hit(self, hits: dict[Key, list[int]]) -> dict[Key, set[tuple[int, int]]]:
-        """For each span / log record with hits: the (field number, occurrence) of its top-level fields that
-        hold them (the attributes, events, body … to walk). An item that cannot be read is left out: it is
-        then walked whole."""
-        idx = self._index
-        assert idx is not None
-        parts: dict[Key, set[tuple[int, int]]] = {}
-        for key, offsets in hits.items():
+                offsets.setdefault(idx.regions[k], []).append(end - 1)
+        found: dict[Key, FieldsHit | None] = {}
+        for key, at in offsets.items():
+            found[key] = None
             if key[0] == ITEM:
                 k = idx.position_of(key)
-                with contextlib.suppress(wire_index.WireError):  # not readable: walked whole
-                    parts[key] = wire_index.item_parts(self._raw, idx.starts[k], idx.ends[k], offsets)
-        return parts
+                with contextlib.suppress(wire_index.WireError):
+                    found[key] = wire_index.item_parts(self._raw, idx.starts[k], idx.ends[k], at)
+        return found
 
     def splice(self, new: dict[Key, bytes], appended: dict[Key, bytes]) -> bytes | None:
         """The received bytes with the ``new`` messages in place and the ``appended`` bytes added at the end
@@ -194,13 +162,13 @@ class _LazyIndex:
         except wire_index.WireError:
             return None
 
-    def items_containing(self, needle: bytes) -> set[tuple[int, int, int]] | None:
-        """(resource, scope, item) of every span/log record whose bytes contain ``needle``."""
+    def items_containing(self, needle: bytes) -> set[Key] | None:
+        """The ITEM keys of every span/log record whose bytes contain ``needle``."""
         idx = self._get()
         if idx is None:
             return None
         raw = self._raw
-        found = set()
+        found: set[Key] = set()
         pos = raw.find(needle)
         while pos >= 0:
             i = idx.position_at(pos)
@@ -209,7 +177,7 @@ class _LazyIndex:
                 continue
             region = idx.regions[i]
             if region.kind == wire_index.ITEM:
-                found.add((region.resource, region.scope, region.item))
+                found.add(region)
             pos = raw.find(needle, idx.ends[i])  # one hit per region is enough
         return found
 

@@ -3,9 +3,9 @@ ExportLogsServiceRequest messages in place, using a PiiScanner."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -125,18 +125,13 @@ def _set_summary(attrs: Any, names: list[str]) -> None:
     attrs.add(key=ATTR_REDACTED_TYPES).value.array_value.CopyFrom(types)
 
 
-Regions = set[Key] | None
-"""(kind, resource, scope, item) of wire_index regions to visit; None visits everything."""
+FieldsHit = set[tuple[int, int]]
+"""(field number, occurrence) of the top-level fields of a span / log record that the raw-bytes scan hit
+(wire_index.item_parts); only those are walked."""
 
-
-def _wanted(only: Regions, kind: int, r: int, s: int = -1) -> bool:
-    """Is this resource (or scope) region to be visited? Their regions have item index -1."""
-    return only is None or (kind, r, s, -1) in only
-
-
-Parts = dict[Key, set[tuple[int, int]]] | None
-"""For a span / log record: (field number, occurrence) of its top-level fields that the raw-bytes scan hit
-(wire_index.item_parts); only those are walked. An item not in it is walked whole."""
+Regions = Mapping[Key, FieldsHit | None] | None
+"""The wire_index regions to visit — resources, scopes, items — each item with the fields hit in it (None:
+walk the whole item); None visits everything."""
 
 _SPAN_FIELDS = Span.DESCRIPTOR.fields_by_name
 _SPAN_ATTRIBUTES, _SPAN_EVENTS, _SPAN_LINKS, _SPAN_STATUS = (
@@ -146,14 +141,11 @@ _LOG_BODY = LogRecord.DESCRIPTOR.fields_by_name["body"].number
 _LOG_ATTRIBUTES = LogRecord.DESCRIPTOR.fields_by_name["attributes"].number
 
 
-def _walk_span(walk: _Walk, span: Any, owner: int, fields: Any, parts: set[tuple[int, int]] | None) -> None:
-    if parts is not None and all(
-        (n != _SPAN_ATTRIBUTES or k < len(span.attributes))
-        and (n != _SPAN_EVENTS or k < len(span.events))
-        and (n != _SPAN_LINKS or k < len(span.links))
-        for n, k in parts
+def _walk_span(walk: _Walk, span: Any, owner: int, fields: Any, hit: FieldsHit | None) -> None:
+    if hit is not None and _known(
+        hit, {_SPAN_ATTRIBUTES: span.attributes, _SPAN_EVENTS: span.events, _SPAN_LINKS: span.links}
     ):
-        for number, k in sorted(parts):
+        for number, k in sorted(hit):
             if number == _SPAN_ATTRIBUTES:
                 walk.attributes((span.attributes[k],), owner)
             elif number == _SPAN_EVENTS and fields.span_events:
@@ -174,9 +166,9 @@ def _walk_span(walk: _Walk, span: Any, owner: int, fields: Any, parts: set[tuple
         walk.text_field(span.status, "message", owner)
 
 
-def _walk_log(walk: _Walk, record: Any, owner: int, fields: Any, parts: set[tuple[int, int]] | None) -> None:
-    if parts is not None and all(n != _LOG_ATTRIBUTES or k < len(record.attributes) for n, k in parts):
-        for number, k in sorted(parts):
+def _walk_log(walk: _Walk, record: Any, owner: int, fields: Any, hit: FieldsHit | None) -> None:
+    if hit is not None and _known(hit, {_LOG_ATTRIBUTES: record.attributes}):
+        for number, k in sorted(hit):
             if number == _LOG_ATTRIBUTES:
                 walk.attributes((record.attributes[k],), owner)
             elif number == _LOG_BODY and fields.log_body and record.HasField("body"):
@@ -187,63 +179,75 @@ def _walk_log(walk: _Walk, record: Any, owner: int, fields: Any, parts: set[tupl
         walk.value(record.body, owner)
 
 
-def redact_traces(
-    request: ExportTraceServiceRequest,
+def _known(hit: FieldsHit, repeated: dict[int, Any]) -> bool:
+    """Does every hit occurrence of a repeated field exist in the parsed message? (Else walk it whole.)"""
+    return all(n not in repeated or k < len(repeated[n]) for n, k in hit)
+
+
+_ItemWalker = Callable[[_Walk, Any, int, Any, "FieldsHit | None"], None]
+
+
+# (request field, holder field, item field) of each request type
+_SHAPES: dict[type, tuple[str, str, str]] = {
+    ExportTraceServiceRequest: ("resource_spans", "scope_spans", "spans"),
+    ExportLogsServiceRequest: ("resource_logs", "scope_logs", "log_records"),
+}
+
+
+def _redact(
+    request: ExportTraceServiceRequest | ExportLogsServiceRequest,
+    walk_item: _ItemWalker,
     scanner: PiiScanner,
     config: RedactionConfig,
-    only: Regions = None,
-    parts: Parts = None,
+    only: Regions,
 ) -> RedactionStats:
-    """Redact in place. ``only`` limits the walk to the regions where the raw-bytes scan found something,
-    ``parts`` within a span to the fields it found something in."""
+    """The walk both signals share: resource and scope attributes, then each item with ``walk_item``."""
+    resources_field, scopes_field, items_field = _SHAPES[type(request)]
     walk = _Walk(scanner)
     fields = config.fields
-    for r, resource_spans in enumerate(request.resource_spans):
-        if fields.resource_attributes and _wanted(only, RESOURCE, r):
-            walk.attributes(resource_spans.resource.attributes, walk.owner((RESOURCE, r, -1, -1)))
-        for s, scope_spans in enumerate(resource_spans.scope_spans):
-            if fields.scope_attributes and _wanted(only, SCOPE, r, s):
-                walk.attributes(scope_spans.scope.attributes, walk.owner((SCOPE, r, s, -1)))
-            spans = scope_spans.spans
-            indices = range(len(spans)) if only is None else _items(only, r, s)
+    for r, holder in enumerate(getattr(request, resources_field)):
+        if fields.resource_attributes and (only is None or (RESOURCE, r, -1, -1) in only):
+            walk.attributes(holder.resource.attributes, walk.owner((RESOURCE, r, -1, -1)))
+        for s, scope_holder in enumerate(getattr(holder, scopes_field)):
+            if fields.scope_attributes and (only is None or (SCOPE, r, s, -1) in only):
+                walk.attributes(scope_holder.scope.attributes, walk.owner((SCOPE, r, s, -1)))
+            items = getattr(scope_holder, items_field)
+            indices = range(len(items)) if only is None else _items(only, r, s)
             for i in indices:
-                span = spans[i]
                 key = (ITEM, r, s, i)
-                _walk_span(
-                    walk, span, walk.owner(key, span), fields, None if parts is None else parts.get(key)
+                walk_item(
+                    walk, items[i], walk.owner(key, items[i]), fields, None if only is None else only[key]
                 )
     walk.redact_collected()
     return walk.finish(config.summary)
+
+
+def redact_traces(
+    request: ExportTraceServiceRequest, scanner: PiiScanner, config: RedactionConfig, only: Regions = None
+) -> RedactionStats:
+    """Redact in place. ``only`` limits the walk to the regions, and within a span to the fields, where the
+    raw-bytes scan found something."""
+    return _redact(request, _walk_span, scanner, config, only)
 
 
 def redact_logs(
-    request: ExportLogsServiceRequest,
-    scanner: PiiScanner,
-    config: RedactionConfig,
-    only: Regions = None,
-    parts: Parts = None,
+    request: ExportLogsServiceRequest, scanner: PiiScanner, config: RedactionConfig, only: Regions = None
 ) -> RedactionStats:
-    """Redact in place. ``only`` limits the walk to the regions where the raw-bytes scan found something,
-    ``parts`` within a log record to the fields it found something in."""
-    walk = _Walk(scanner)
-    fields = config.fields
-    for r, resource_logs in enumerate(request.resource_logs):
-        if fields.resource_attributes and _wanted(only, RESOURCE, r):
-            walk.attributes(resource_logs.resource.attributes, walk.owner((RESOURCE, r, -1, -1)))
-        for s, scope_logs in enumerate(resource_logs.scope_logs):
-            if fields.scope_attributes and _wanted(only, SCOPE, r, s):
-                walk.attributes(scope_logs.scope.attributes, walk.owner((SCOPE, r, s, -1)))
-            records = scope_logs.log_records
-            indices = range(len(records)) if only is None else _items(only, r, s)
-            for i in indices:
-                record = records[i]
-                key = (ITEM, r, s, i)
-                _walk_log(
-                    walk, record, walk.owner(key, record), fields, None if parts is None else parts.get(key)
-                )
-    walk.redact_collected()
-    return walk.finish(config.summary)
+    """Redact in place. ``only`` limits the walk to the regions, and within a log record to the fields, where
+    the raw-bytes scan found something."""
+    return _redact(request, _walk_log, scanner, config, only)
 
 
-def _items(only: set[tuple[int, int, int, int]], r: int, s: int) -> list[int]:
+def message_at(request: ExportTraceServiceRequest | ExportLogsServiceRequest, key: Key) -> Message:
+    """The resource, scope, span or log record a region key names."""
+    kind, r, s, i = key
+    resources_field, scopes_field, items_field = _SHAPES[type(request)]
+    holder = getattr(request, resources_field)[r]
+    if kind == RESOURCE:
+        return cast(Message, holder.resource)
+    scope_holder = getattr(holder, scopes_field)[s]
+    return cast(Message, scope_holder.scope if kind == SCOPE else getattr(scope_holder, items_field)[i])
+
+
+def _items(only: Mapping[Key, Any], r: int, s: int) -> list[int]:
     return sorted(i for kind, rr, ss, i in only if kind == ITEM and rr == r and ss == s)
