@@ -135,6 +135,13 @@ def _fields(buf: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
 def index(raw: bytes) -> WireIndex:
     idx = WireIndex()
     starts, ends, regions, heads = idx.starts, idx.ends, idx.regions, idx.heads
+
+    def add(head: int, start: int, end: int, region: Region) -> None:
+        heads.append(head)
+        starts.append(start)
+        ends.append(end)
+        regions.append(region)
+
     r = 0
     for number, head, start, end in _fields(raw, 0, len(raw)):
         if number != 1:
@@ -146,10 +153,7 @@ def index(raw: bytes) -> WireIndex:
             if n2 == 1:
                 idx.repeated_singular |= seen_resource
                 seen_resource = True
-                heads.append(h2)
-                starts.append(s2)
-                ends.append(e2)
-                regions.append(Region(RESOURCE, r, -1, -1))
+                add(h2, s2, e2, Region(RESOURCE, r, -1, -1))
             elif n2 == 2:
                 idx.scopes[(r, s)] = (h2, s2, e2)
                 i = 0
@@ -158,15 +162,9 @@ def index(raw: bytes) -> WireIndex:
                     if n3 == 1:
                         idx.repeated_singular |= seen_scope
                         seen_scope = True
-                        heads.append(h3)
-                        starts.append(s3)
-                        ends.append(e3)
-                        regions.append(Region(SCOPE, r, s, -1))
+                        add(h3, s3, e3, Region(SCOPE, r, s, -1))
                     elif n3 == 2:
-                        heads.append(h3)
-                        starts.append(s3)
-                        ends.append(e3)
-                        regions.append(Region(ITEM, r, s, i))
+                        add(h3, s3, e3, Region(ITEM, r, s, i))
                         i += 1
                 s += 1
         r += 1
