@@ -12,7 +12,8 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -147,14 +148,8 @@ class OpenAICompatibleProvider:
 
     async def complete(self, call: ChatCall) -> dict[str, Any]:
         response = await self._send(call)
-        try:
+        async with _reading(response):
             body = await response.aread()
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout() from exc
-        except httpx.TransportError as exc:
-            raise StreamBroken() from exc
-        finally:
-            await response.aclose()
         try:
             data = json.loads(body)
         except ValueError as exc:
@@ -165,7 +160,7 @@ class OpenAICompatibleProvider:
 
     async def stream(self, call: ChatCall) -> AsyncGenerator[dict[str, Any], None]:
         response = await self._send(call)
-        try:
+        async with _reading(response):
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -186,12 +181,6 @@ class OpenAICompatibleProvider:
                 yield chunk
             # The upstream ended the body without [DONE]: treat as a broken stream.
             raise StreamBroken("upstream closed the stream before [DONE]")
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout() from exc
-        except httpx.TransportError as exc:
-            raise StreamBroken() from exc
-        finally:
-            await response.aclose()
 
     async def ready(self) -> tuple[bool, str]:
         try:
@@ -202,3 +191,17 @@ class OpenAICompatibleProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+@asynccontextmanager
+async def _reading(response: httpx.Response) -> AsyncIterator[None]:
+    """Reading an upstream body: a timeout is UpstreamTimeout, a dropped connection StreamBroken; the
+    response is closed either way."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout() from exc
+    except httpx.TransportError as exc:
+        raise StreamBroken() from exc
+    finally:
+        await response.aclose()
