@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from faker import Faker
 
+from processors.pii_patterns import BUILTIN_NAMES, SECRET_TYPES
+
 LOCALES = [
     "en_US",
     "en_GB",
@@ -158,21 +160,10 @@ def _secret(rng: random.Random, kind: str) -> tuple[str, str]:
     raise ValueError(kind)
 
 
-SECRET_KINDS = [
-    "openai_key",
-    "anthropic_key",
-    "aws_access_key",
-    "github_token",
-    "slack_token",
-    "google_api_key",
-    "stripe_key",
-    "jwt",
-    "bearer_token",
-    "private_key",
-    "url_password",
-    "password_pair",
-]
+# every built-in type of the sidecar, PII first, then secrets in the scanner's priority order
+SECRET_KINDS = [name for name in BUILTIN_NAMES if name in SECRET_TYPES]
 PII_KINDS = ["email", "phone", "credit_card", "us_ssn", "iban", "ipv4", "ipv6"]
+assert sorted(PII_KINDS + SECRET_KINDS) == sorted(BUILTIN_NAMES), "a built-in type has no corpus generator"
 KINDS = PII_KINDS + SECRET_KINDS
 
 
