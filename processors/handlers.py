@@ -10,15 +10,16 @@ from typing import Protocol, cast
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from processors import wire_index, wire_splice
 from processors.config import SidecarConfig
-from processors.cost import CostStats, merge_costs, price_spans
+from processors.cost.enrichment import CostStats, merge_costs, price_spans
+from processors.cost.prices import PriceBook
 from processors.forwarding import Processed, parse_or_reject
-from processors.pii_scanner import PiiScanner
-from processors.pricing import PriceBook
-from processors.redaction import FieldsHit, RedactionStats, message_at, redact_logs, redact_traces
+from processors.redaction.scanner import PiiScanner
+from processors.redaction.walk import FieldsHit, RedactionStats, message_at, redact_logs, redact_traces
 from processors.telemetry import Telemetry
-from processors.wire_index import ITEM, Key, string_tag_bytes
+from processors.wire import index as wire_index
+from processors.wire import splice as wire_splice
+from processors.wire.index import ITEM, Key, string_tag_bytes
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"

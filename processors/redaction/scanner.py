@@ -1,5 +1,5 @@
 """Finds and replaces PII in text: one Hyperscan pass flags candidate strings, Python regexes and validators
-confirm them. Holds no OTLP knowledge (see redaction.py for the walk over batches)."""
+confirm them. Holds no OTLP knowledge (see walk.py for the walk over batches)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 import hyperscan
 
-from processors import pii_validators
 from processors.config_loader import ConfigError
-from processors.pii_patterns import (
+from processors.redaction import validators as pii_validators
+from processors.redaction.config import RedactionConfig
+from processors.redaction.patterns import (
     BUILTIN_TYPES,
     RAW_DIGIT_RUN,
     RAW_TRIGGER_OVERRIDES,
     TRIGGERS,
     PiiType,
 )
-from processors.redaction_config import RedactionConfig
 
 SECRET_LABEL = "SECRET"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from processors.wire_index import ITEM, RESOURCE, Key, WireError, WireIndex, encode_varint
+from processors.wire.index import ITEM, RESOURCE, Key, WireError, WireIndex, encode_varint
 
 Piece = bytes | memoryview
 

@@ -21,7 +21,7 @@ from genai_prices import data_snapshot
 from genai_prices import types as gp_types
 from genai_prices.units import _get_registry
 
-from processors.cost_config import CostConfig, ModelPriceOverride
+from processors.cost.config import CostConfig, ModelPriceOverride
 
 PRICE_DATA_VERSION = f"genai-prices-{genai_prices.__version__}"
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.cost import enrich_costs
-from processors.cost_config import CostConfig, ModelPriceOverride
-from processors.pricing import PriceBook
+from processors.cost.config import CostConfig, ModelPriceOverride
+from processors.cost.enrichment import enrich_costs
+from processors.cost.prices import PriceBook
 from tests.processors.helpers import span, span_attrs, trace_request
 
 MODELS = [

@@ -8,8 +8,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.pii_patterns import BUILTIN_TYPES, RAW_DIGIT_RUN, RAW_TRIGGER_OVERRIDES, TRIGGERS
-from tests.processors import pii_strategies as ps
+from processors.redaction.patterns import BUILTIN_TYPES, RAW_DIGIT_RUN, RAW_TRIGGER_OVERRIDES, TRIGGERS
+from tests.processors.redaction import pii_strategies as ps
 
 FULL = {t.name: t.compile() for t in BUILTIN_TYPES}
 VALID = {t.name: t.validator for t in BUILTIN_TYPES}
@@ -71,7 +71,7 @@ def test_a_widest_match_bound_holds_for_every_bounded_builtin_type() -> None:
     # the scanner stops a regex search this far past a trigger hit (plus a lookahead margin): the bound must
     # be the regex's real maximum width
     from processors.config import SidecarConfig
-    from processors.pii_scanner import _LOOKAROUND, PiiScanner
+    from processors.redaction.scanner import _LOOKAROUND, PiiScanner
 
     scanner = PiiScanner(SidecarConfig().redaction)
     for det in scanner.detectors:

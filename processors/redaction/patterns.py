@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from processors import pii_validators as v
+from processors.redaction import validators as v
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ _CARD_GROUPS = r"\d{4}[ -]\d{4}"
 # Hyperscan triggers: a cheap pattern per type that matches inside EVERY match of the type's full regex (a
 # superset), so one Hyperscan pass over a whole batch finds every place worth a closer look. Full regexes
 # with long bounded repeats are several times slower in Hyperscan; the exact check is Python's job.
-# tests/processors/test_triggers.py checks the superset property.
+# tests/processors/redaction/test_triggers.py checks the superset property.
 TRIGGERS: dict[str, tuple[str, bool]] = {
     "private_key": (r"-----BEGIN ", False),
     "anthropic_key": (r"sk-ant-", False),

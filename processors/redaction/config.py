@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from processors.config_loader import ConfigError
-from processors.pii_patterns import BUILTIN_NAMES
+from processors.redaction.patterns import BUILTIN_NAMES
 
 DEFAULT_SECRET_KEYS = [
     "password",

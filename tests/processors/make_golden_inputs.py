@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (test data: long literal strings)
 """Regenerates the golden *.input.json files.
 
-Run: PYTHONPATH=. .venv/bin/python tests/processors/testdata/make_golden_inputs.py
+Run: PYTHONPATH=. .venv/bin/python tests/processors/make_golden_inputs.py
 
 Then UPDATE_GOLDEN=1 pytest tests/processors/test_golden.py rewrites the expected files; review the diff."""
 
@@ -125,7 +125,9 @@ cost = trace_request(
         11,
     ),
 )
-Path("tests/processors/testdata/cost_traces.input.json").write_text(json_format.MessageToJson(cost, indent=1))
+Path("tests/processors/cost/testdata/cost_traces.input.json").write_text(
+    json_format.MessageToJson(cost, indent=1)
+)
 
 s1 = span(
     "chat",
@@ -195,7 +197,7 @@ s2 = span(
 red = trace_request(
     s1, s2, resource={"service.name": "checkout", "host.ip": ["10.0.0.7"], "deployment.environment": "prod"}
 )
-Path("tests/processors/testdata/redaction_traces.input.json").write_text(
+Path("tests/processors/redaction/testdata/redaction_traces.input.json").write_text(
     json_format.MessageToJson(red, indent=1)
 )
 
@@ -221,6 +223,6 @@ logs = logs_request(
         attributes=attrs({"code.function": "get_user"}),
     ),
 )
-Path("tests/processors/testdata/redaction_logs.input.json").write_text(
+Path("tests/processors/redaction/testdata/redaction_logs.input.json").write_text(
     json_format.MessageToJson(logs, indent=1)
 )

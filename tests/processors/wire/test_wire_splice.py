@@ -14,8 +14,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from processors.handlers import Pipeline
-from processors.wire_index import ITEM, RESOURCE, SCOPE, WireError, encode_varint, index
-from processors.wire_splice import splice
+from processors.wire.index import ITEM, RESOURCE, SCOPE, WireError, encode_varint, index
+from processors.wire.splice import splice
 from tests.processors.helpers import attrs, value
 
 

@@ -14,11 +14,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from processors.config import SidecarConfig
 from processors.config_loader import build
 from processors.handlers import Pipeline
-from processors.pii_scanner import PiiScanner
-from processors.redaction import redact_logs, redact_traces
-from processors.redaction_config import RedactionConfig
-from tests.processors import pii_strategies as ps
+from processors.redaction.config import RedactionConfig
+from processors.redaction.scanner import PiiScanner
+from processors.redaction.walk import redact_logs, redact_traces
 from tests.processors.helpers import attrs, logs_request, span, span_attrs, trace_request, value
+from tests.processors.redaction import pii_strategies as ps
 
 
 def scan(text: str, config: RedactionConfig | None = None) -> str:

@@ -12,8 +12,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from processors.pricing import PriceBook
-from processors.wire_index import ITEM, Key, encode_varint
+from processors.cost.prices import PriceBook
+from processors.wire.index import ITEM, Key, encode_varint
 
 ATTR_COST = "gen_ai.usage.cost"
 ATTR_COST_INPUT = "gen_ai.cost.input"

@@ -14,9 +14,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from processors.pii_scanner import KEY_ALLOWED, KEY_SECRET, SECRET_LABEL, PiiScanner
-from processors.redaction_config import RedactionConfig
-from processors.wire_index import ITEM, RESOURCE, SCOPE, Key
+from processors.redaction.config import RedactionConfig
+from processors.redaction.scanner import KEY_ALLOWED, KEY_SECRET, SECRET_LABEL, PiiScanner
+from processors.wire.index import ITEM, RESOURCE, SCOPE, Key
 
 ATTR_REDACTED_COUNT = "pii.redacted.count"
 ATTR_REDACTED_TYPES = "pii.redacted.types"

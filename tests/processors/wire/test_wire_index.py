@@ -12,12 +12,12 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from processors.cost import enrich_costs
+from processors.cost.enrichment import enrich_costs
 from processors.handlers import Pipeline
-from processors.redaction import redact_logs, redact_traces
-from processors.wire_index import ITEM, RESOURCE, SCOPE, index
-from tests.processors import pii_strategies as ps
+from processors.redaction.walk import redact_logs, redact_traces
+from processors.wire.index import ITEM, RESOURCE, SCOPE, index
 from tests.processors.helpers import attrs, value
+from tests.processors.redaction import pii_strategies as ps
 
 texts = st.one_of(ps.benign_texts, ps.pii_values, st.tuples(ps.benign_texts, ps.pii_values).map(" ".join))
 usage = st.fixed_dictionaries(
@@ -135,7 +135,7 @@ def test_unindexable_bytes_fall_back_to_walking_everything(pipeline: Pipeline) -
 def test_item_parts_names_the_attribute_event_or_link_holding_an_offset() -> None:
     from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMsg
 
-    from processors.wire_index import item_parts
+    from processors.wire.index import item_parts
 
     span = SpanMsg(
         name="n",

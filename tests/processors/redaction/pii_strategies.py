@@ -7,7 +7,7 @@ import string
 
 from hypothesis import strategies as st
 
-from processors.pii_validators import IBAN_LENGTHS
+from processors.redaction.validators import IBAN_LENGTHS
 
 _alnum = string.ascii_letters + string.digits
 
