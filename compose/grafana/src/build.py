@@ -1,0 +1,72 @@
+"""Generate the Grafana dashboards (JSON) from this folder's Python source (grafana-foundation-sdk).
+
+    python compose/grafana/src/build.py            # write compose/grafana/dashboards/<folder>/<uid>.json
+    python compose/grafana/src/build.py --check    # exit 1 if a committed file differs from the source
+
+`make dashboards` runs the first; the test suite runs the check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cost_tokens
+import hosts_gpus
+import operations
+import overview
+import pipeline_health
+import privacy
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+OUT = Path(__file__).resolve().parents[1] / "dashboards"
+
+# provisioning folder -> dashboards in it (compose/grafana/provisioning/dashboards/dashboards.yaml)
+FOLDERS: dict[str, list[Callable[[], dash.Dashboard]]] = {
+    "llm": [overview.build, operations.build, cost_tokens.build],
+    "privacy": [privacy.build],
+    "platform": [pipeline_health.build, hosts_gpus.build],
+}
+
+
+def render() -> dict[Path, str]:
+    """Every dashboard file, by path, as the exact text written to disk."""
+    files: dict[Path, str] = {}
+    for folder, builders in FOLDERS.items():
+        for build in builders:
+            model = build().build()
+            data = json.loads(json.dumps(model, cls=JSONEncoder))
+            files[OUT / folder / f"{data['uid']}.json"] = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    files = render()
+    existing = {p for p in OUT.rglob("*.json")}
+    if args.check:
+        stale = sorted(str(p) for p, text in files.items() if not p.exists() or p.read_text() != text)
+        extra = sorted(str(p) for p in existing - set(files))
+        for name in stale:
+            print(f"out of date: {name} (run `make dashboards`)", file=sys.stderr)
+        for name in extra:
+            print(f"not made by the source: {name}", file=sys.stderr)
+        return 1 if stale or extra else 0
+    for p in existing - set(files):
+        p.unlink()
+    for p, text in files.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    print(f"wrote {len(files)} dashboards under {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
