@@ -76,7 +76,9 @@ class Settings:
         sidecar_enabled = _flag(env, "STACK_SIDECAR", default=(REPO / "processors" / "__main__.py").exists())
         app_enabled = _flag(env, "STACK_APP", default=(REPO / "app" / "__main__.py").exists())
         services = ["alertmanager", "prometheus", "collector"]
-        if _node_exporter_bin(env):
+        if _flag(env, "STACK_NODE_EXPORTER", default=_node_exporter_bin(env) is not None):
+            if _node_exporter_bin(env) is None:
+                raise StackError("STACK_NODE_EXPORTER is on but no prometheus-node-exporter: make tools")
             services.insert(0, "node_exporter")
         if sidecar_enabled:
             services.append("sidecar")

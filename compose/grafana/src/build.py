@@ -32,14 +32,14 @@ FOLDERS: dict[str, list[Callable[[], dash.Dashboard]]] = {
 }
 
 
-def render() -> dict[Path, str]:
+def render(out: Path = OUT) -> dict[Path, str]:
     """Every dashboard file, by path, as the exact text written to disk."""
     files: dict[Path, str] = {}
     for folder, builders in FOLDERS.items():
         for build in builders:
             model = build().build()
             data = json.loads(json.dumps(model, cls=JSONEncoder))
-            files[OUT / folder / f"{data['uid']}.json"] = json.dumps(data, indent=2, sort_keys=True) + "\n"
+            files[out / folder / f"{data['uid']}.json"] = json.dumps(data, indent=2, sort_keys=True) + "\n"
     return files
 
 
@@ -48,9 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    parser.add_argument("--dir", type=Path, default=OUT, help=f"output folder (default {OUT})")
     args = parser.parse_args(argv)
-    files = render()
-    existing = {p for p in OUT.rglob("*.json")}
+    files = render(args.dir)
+    existing = set(args.dir.rglob("*.json"))
     if args.check:
         stale = sorted(str(p) for p, text in files.items() if not p.exists() or p.read_text() != text)
         extra = sorted(str(p) for p in existing - set(files))
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for p, text in files.items():
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-    print(f"wrote {len(files)} dashboards under {OUT}")
+    print(f"wrote {len(files)} dashboards under {args.dir}")
     return 0
 
 

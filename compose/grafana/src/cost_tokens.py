@@ -97,6 +97,7 @@ def build() -> dash.Dashboard:
             q(
                 f"sum by (le) (increase(llm_cost_per_span_USD_bucket{COST}[$__rate_interval]))",
                 "{{le}}",
+                exemplar=True,
                 fmt=pm.PromQueryFormat.HEATMAP,
             )
         )

@@ -80,7 +80,7 @@ def build() -> dash.Dashboard:
                 ),
                 q(
                     f"sum by (error_type) (rate(gen_ai_client_operation_duration_seconds_count{sel(JOB, MODEL, PROVIDER, TENANT, ANY_ERROR)}"
-                    f"[$__rate_interval]){ENV_JOIN})",
+                    f"[$__rate_interval]){ENV_JOIN}) or sum(rate(gen_ai_client_operation_duration_seconds_count{GENAI}[$__rate_interval]){ENV_JOIN}) * 0",
                     "GenAI {{error_type}}",
                     ref="D",
                 ),

@@ -98,14 +98,14 @@ def build() -> dash.Dashboard:
     d = d.with_panel(
         ts(
             "Redaction processing time p95",
-            "How long does the sidecar take to price and redact one batch "
-            "(sidecar.process.duration, exemplars link to nothing: the sidecar has no traces of its own)?",
+            "How long does the sidecar take to price and redact one batch (sidecar.process.duration)?",
             [
                 q(
                     quantile(
                         0.95, "sidecar_process_duration_seconds_bucket", SIDE, by="signal", join=ENV_JOIN
                     ),
                     "{{signal}}",
+                    exemplar=True,
                 )
             ],
             unit="s",
