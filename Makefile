@@ -90,7 +90,7 @@ dashboards: venv
 # --- quality -------------------------------------------------------------------------------------
 lint: venv
 	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
-	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py
+	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py tests/dashboards
 	@echo "==> mypy (dashboards)"; cd compose/grafana/src && $(CURDIR)/$(VENV)/bin/mypy --strict .
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \

@@ -23,6 +23,8 @@ from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 OUT = Path(__file__).resolve().parents[1] / "dashboards"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "dashboards.md"
+BEGIN, END = "<!-- generated panels: begin (make dashboards) -->", "<!-- generated panels: end -->"
 
 # provisioning folder -> dashboards in it (compose/grafana/provisioning/dashboards/dashboards.yaml)
 FOLDERS: dict[str, list[Callable[[], dash.Dashboard]]] = {
@@ -43,6 +45,29 @@ def render(out: Path = OUT) -> dict[Path, str]:
     return files
 
 
+def panel_tables(files: dict[Path, str]) -> str:
+    """docs/dashboards.md's per-dashboard panel lists, from the same models as the JSON."""
+    lines = [BEGIN]
+    for path, text in files.items():
+        d = json.loads(text)
+        heading = f"### {d['title']} (`{d['uid']}`, folder `{path.parent.name}`)"
+        lines += ["", heading, "", d["description"], ""]
+        lines += ["| panel | what it answers |", "|---|---|"]
+        for panel in d["panels"]:
+            if panel["type"] == "row":
+                lines.append(f"| **{panel['title']}** | |")
+            else:
+                lines.append(f"| {panel['title']} | {panel['description'].replace('|', '/')} |")
+    return "\n".join([*lines, "", END])
+
+
+def with_tables(doc: str, tables: str) -> str:
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{DOCS} lacks the markers {BEGIN} / {END}")
+    head, rest = doc.split(BEGIN, 1)
+    return head + tables + rest.split(END, 1)[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -52,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = render(args.dir)
     existing = set(args.dir.rglob("*.json"))
+    docs = with_tables(DOCS.read_text(), panel_tables(files)) if args.dir == OUT else None
     if args.check:
+        if docs is not None and DOCS.read_text() != docs:
+            print(f"out of date: {DOCS} panel tables (run `make dashboards`)", file=sys.stderr)
+            return 1
         stale = sorted(str(p) for p, text in files.items() if not p.exists() or p.read_text() != text)
         extra = sorted(str(p) for p in existing - set(files))
         for name in stale:
@@ -65,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     for p, text in files.items():
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+    if docs is not None:
+        DOCS.write_text(docs)
     print(f"wrote {len(files)} dashboards under {args.dir}")
     return 0
 
