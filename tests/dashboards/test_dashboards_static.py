@@ -112,6 +112,14 @@ def test_variables_used_in_queries_exist() -> None:
             assert used <= names, f"{t}: {used - names}"
 
 
+def test_no_target_returns_a_series_without_data() -> None:
+    """A fallback may show 0 for "nothing happened", but only over real series of the same selection (or as
+    the numerator of a ratio whose denominator is real): a bare `or vector(0)` would make the end-to-end
+    "returns a series" proof pass on no data at all."""
+    for t in model.all_targets("prometheus"):
+        assert "vector(" not in re.sub(r"or vector\(0\)\) /", "", t.query), t
+
+
 def test_histogram_panels_show_exemplars() -> None:
     histogram_targets = [t for t in model.all_targets("prometheus") if "_bucket" in t.query]
     assert len(histogram_targets) >= 8

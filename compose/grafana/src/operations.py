@@ -29,6 +29,10 @@ from grafana_foundation_sdk.builders import logs, loki
 
 GENAI = sel(JOB, MODEL, PROVIDER, TENANT)
 HTTP = sel(JOB)
+# "none" as an explicit 0 over the requests that were answered, not a line that is simply missing
+NO_HTTP_ERRORS = (
+    f"sum(rate(http_server_request_duration_seconds_count{HTTP}[$__rate_interval]){ENV_JOIN}) * 0"
+)
 
 
 def build() -> dash.Dashboard:
@@ -62,19 +66,19 @@ def build() -> dash.Dashboard:
             [
                 q(
                     f"sum(rate(http_server_request_duration_seconds_count{sel(JOB, S5XX)}"
-                    f"[$__rate_interval]){ENV_JOIN}) or vector(0)",
+                    f"[$__rate_interval]){ENV_JOIN}) or {NO_HTTP_ERRORS}",
                     "5xx",
                     ref="A",
                 ),
                 q(
                     f"sum(rate(http_server_request_duration_seconds_count{sel(JOB, S4XX)}"
-                    f"[$__rate_interval]){ENV_JOIN}) or vector(0)",
+                    f"[$__rate_interval]){ENV_JOIN}) or {NO_HTTP_ERRORS}",
                     "4xx",
                     ref="B",
                 ),
                 q(
                     f"sum(rate(http_server_request_duration_seconds_count{sel(JOB, S429)}"
-                    f"[$__rate_interval]){ENV_JOIN}) or vector(0)",
+                    f"[$__rate_interval]){ENV_JOIN}) or {NO_HTTP_ERRORS}",
                     "429",
                     ref="C",
                 ),
@@ -195,7 +199,13 @@ def build() -> dash.Dashboard:
         st(
             "Firing alerts",
             "How many Prometheus alerts are firing now (ALERTS)? The rules are in compose/prometheus/rules/.",
-            [q('count(ALERTS{alertstate="firing"}) or vector(0)', "firing", instant=True)],
+            [
+                q(
+                    'count(ALERTS{alertstate="firing"}) or sum(up{job="prometheus"}) * 0',
+                    "firing",
+                    instant=True,
+                )
+            ],
             w=8,
             h=8,
         )
