@@ -6,11 +6,11 @@ resource attribute, so they are joined with target_info (ENV_JOIN)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus, stat, table, tempo, timeseries
-from grafana_foundation_sdk.cog import builder as cogbuilder
-from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
@@ -38,7 +38,6 @@ JOB = 'job=~"$service"'
 MODEL = 'gen_ai_response_model=~"$model"'
 PROVIDER = 'gen_ai_provider_name=~"$provider"'
 TENANT = 'llm_gateway_tenant=~"$tenant"'
-NO_ERROR = 'error_type=""'
 ANY_ERROR = 'error_type!=""'
 S5XX = 'http_response_status_code=~"5.."'
 S4XX = 'http_response_status_code=~"4.."'
@@ -53,20 +52,30 @@ def sel(*parts: str) -> str:
     return "{" + ", ".join(p for p in parts if p) + "}"
 
 
-def var_query(name: str, label: str, query: str, metric: str, description: str) -> dash.QueryVariable:
-    return (
-        dash.QueryVariable(name)
-        .label(label)
-        .description(description)
-        .datasource(PROM)
-        .query({"query": f"label_values({metric}, {query})", "refId": f"{name}-var"})
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
-        .include_all(True)
-        .all_value(".*")
-        .multi(True)
-        .current(dm.VariableOption(selected=True, text="All", value="$__all"))
-    )
+@dataclass(frozen=True)
+class Var:
+    """A query variable listing the values of one label: label_values(metric, label)."""
+
+    name: str
+    title: str
+    label: str
+    metric: str
+    description: str
+
+    def build(self) -> dash.QueryVariable:
+        return (
+            dash.QueryVariable(self.name)
+            .label(self.title)
+            .description(self.description)
+            .datasource(PROM)
+            .query({"query": f"label_values({self.metric}, {self.label})", "refId": f"{self.name}-var"})
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(dm.VariableSort.ALPHABETICAL_ASC)
+            .include_all(True)
+            .all_value(".*")
+            .multi(True)
+            .current(dm.VariableOption(selected=True, text="All", value="$__all"))
+        )
 
 
 def datasource_var() -> dash.DatasourceVariable:
@@ -78,35 +87,35 @@ def datasource_var() -> dash.DatasourceVariable:
     )
 
 
-ENV_VAR = (
+ENV_VAR = Var(
     "env",
     "Environment",
     "deployment_environment_name",
     "target_info",
     "deployment.environment.name of the sending applications (a resource attribute)",
 )
-SERVICE_VAR = (
+SERVICE_VAR = Var(
     "service",
     "Service",
     "service_name",
     'traces_span_metrics_calls_total{gen_ai_operation_name!=""}',
     "service.name of the applications that make GenAI calls (any OTel GenAI instrumentation)",
 )
-MODEL_VAR = (
+MODEL_VAR = Var(
     "model",
     "Model",
     "gen_ai_response_model",
     'traces_span_metrics_calls_total{gen_ai_response_model!=""}',
     "gen_ai.response.model of the GenAI spans",
 )
-PROVIDER_VAR = (
+PROVIDER_VAR = Var(
     "provider",
     "Provider",
     "gen_ai_provider_name",
     'traces_span_metrics_calls_total{gen_ai_provider_name!=""}',
     "gen_ai.provider.name",
 )
-TENANT_VAR = (
+TENANT_VAR = Var(
     "tenant",
     "Tenant",
     "llm_gateway_tenant",
@@ -116,9 +125,7 @@ TENANT_VAR = (
 GENAI_VARS = [ENV_VAR, SERVICE_VAR, MODEL_VAR, PROVIDER_VAR, TENANT_VAR]
 
 
-def new_dashboard(
-    uid: str, description: str, variables: list[tuple[str, str, str, str, str]]
-) -> dash.Dashboard:
+def new_dashboard(uid: str, description: str, variables: list[Var]) -> dash.Dashboard:
     d = (
         dash.Dashboard(DASHBOARDS[uid])
         .uid(uid)
@@ -139,8 +146,8 @@ def new_dashboard(
         )
         .with_variable(datasource_var())
     )
-    for name, label, lbl, metric, desc in variables:
-        d = d.with_variable(var_query(name, label, lbl, metric, desc))
+    for var in variables:
+        d = d.with_variable(var.build())
     return d
 
 
@@ -159,13 +166,6 @@ def q(
     if fmt is not None:
         t = t.format(fmt)
     return t
-
-
-def _targets(
-    panel: cogbuilder.Builder[dm.Panel], targets: list[cogbuilder.Builder[cogvariants.Dataquery]]
-) -> None:
-    for t in targets:
-        panel.with_target(t)  # type: ignore[attr-defined]
 
 
 def ts(
@@ -196,7 +196,8 @@ def ts(
     )
     if stack:
         p = p.stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-    _targets(p, targets)  # type: ignore[arg-type]
+    for t in targets:
+        p = p.with_target(t)
     return p
 
 
@@ -226,20 +227,8 @@ def st(
         p = p.decimals(decimals)
     if time_from:
         p = p.time_from(time_from)
-    _targets(p, targets)  # type: ignore[arg-type]
-    return p
-
-
-def tbl(
-    title: str,
-    description: str,
-    targets: list[prometheus.Dataquery],
-    unit: str = "short",
-    w: int = 12,
-    h: int = 8,
-) -> table.Panel:
-    p = table.Panel().title(title).description(description).unit(unit).span(w).height(h).datasource(PROM)
-    _targets(p, targets)  # type: ignore[arg-type]
+    for t in targets:
+        p = p.with_target(t)
     return p
 
 
@@ -263,11 +252,6 @@ def traceql_table(title: str, description: str, query: str, w: int = 24, h: int 
         )
     )
     return p
-
-
-def rate(metric: str, selector: str, by: str = "", window: str = "$__rate_interval", fn: str = "rate") -> str:
-    grouping = f" by ({by})" if by else ""
-    return f"sum{grouping} ({fn}({metric}{selector}[{window}]))"
 
 
 def quantile(phi: float, bucket: str, selector: str, by: str = "", join: str = "") -> str:

@@ -4,15 +4,15 @@
 
 from __future__ import annotations
 
-from common import new_dashboard, q, sel, ts
+from common import Var, new_dashboard, q, sel, ts
 from grafana_foundation_sdk.builders import dashboard as dash
 
 NODE = sel('instance=~"$node"')
 GPU = sel('Hostname=~"$gpu_host"', 'gpu=~"$gpu"')
 HOST_VARS = [
-    ("node", "Node", "instance", "node_uname_info", "node-exporter instance (compose profile node)"),
-    ("gpu_host", "GPU host", "Hostname", "DCGM_FI_DEV_FB_USED", "Hostname label of dcgm-exporter"),
-    ("gpu", "GPU", "gpu", "DCGM_FI_DEV_FB_USED", "GPU index on the host (dcgm-exporter gpu label)"),
+    Var("node", "Node", "instance", "node_uname_info", "node-exporter instance (compose profile node)"),
+    Var("gpu_host", "GPU host", "Hostname", "DCGM_FI_DEV_FB_USED", "Hostname label of dcgm-exporter"),
+    Var("gpu", "GPU", "gpu", "DCGM_FI_DEV_FB_USED", "GPU index on the host (dcgm-exporter gpu label)"),
 ]
 IDLE = sel('mode="idle"', 'instance=~"$node"')
 BY_GPU = "Hostname, gpu, modelName"
