@@ -181,9 +181,9 @@ def test_every_promql_target_returns_series(loaded_stack: LoadedStack, mode: str
     assert not empty, f"{len(empty)} of {checked} targets returned no series ({mode}):\n" + "\n".join(empty)
 
 
-def _exported_costs(traces_file: Path) -> dict[tuple[str, ...], tuple[int, list[float]]]:
-    """(service, environment, tenant, model, provider) -> (priced spans, their costs) in traces.jsonl."""
-    out: dict[tuple[str, ...], tuple[int, list[float]]] = defaultdict(lambda: (0, []))
+def _exported_genai_spans(traces_file: Path) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """((service, environment, tenant, model, provider), span) for every span in traces.jsonl, with the
+    connector's defaults for missing dimensions."""
     for req in read_jsonl(traces_file):
         for rs in req.get("resourceSpans", []):
             res = rs.get("resource", {})
@@ -191,9 +191,6 @@ def _exported_costs(traces_file: Path) -> dict[tuple[str, ...], tuple[int, list[
             env = attr(res, "deployment.environment.name") or "unset"
             for ss in rs.get("scopeSpans", []):
                 for span in ss.get("spans", []):
-                    usd = attr(span, "gen_ai.usage.cost")
-                    if usd is None:
-                        continue
                     key = (
                         service,
                         env,
@@ -201,8 +198,17 @@ def _exported_costs(traces_file: Path) -> dict[tuple[str, ...], tuple[int, list[
                         attr(span, "gen_ai.response.model") or "unknown",
                         attr(span, "gen_ai.provider.name") or "unknown",
                     )
-                    n, costs = out[key]
-                    out[key] = (n + 1, [*costs, float(usd)])
+                    yield key, span
+
+
+def _exported_costs(traces_file: Path) -> dict[tuple[str, ...], tuple[int, list[float]]]:
+    """dimensions -> (priced spans, their costs) in traces.jsonl."""
+    out: dict[tuple[str, ...], tuple[int, list[float]]] = defaultdict(lambda: (0, []))
+    for key, span in _exported_genai_spans(traces_file):
+        usd = attr(span, "gen_ai.usage.cost")
+        if usd is not None:
+            n, costs = out[key]
+            out[key] = (n + 1, [*costs, float(usd)])
     return dict(out)
 
 
@@ -240,6 +246,18 @@ def test_cost_counter_equals_the_exported_span_costs(loaded_stack: LoadedStack) 
         assert usd[key] == pytest.approx(exact, rel=1e-12, abs=1e-15), key
     total_spans = sum(n for n, _ in exported.values())
     assert total_spans >= 100, loaded_stack.loadgen
+    # never a silent $0: the spans the sidecar could not price are counted as such, exactly
+    unpriced: dict[tuple[str, ...], float] = defaultdict(float)
+    for key, span in _exported_genai_spans(stack.traces_file):
+        if attr(span, "gen_ai.cost.status") == "unpriced":
+            unpriced[key] += 1
+    assert unpriced, "the load run sent a model without a price; no span says unpriced"
+    wait_for(
+        lambda: _counter(stack.prometheus, "llm_cost_unpriced_spans_total") == dict(unpriced),
+        30,
+        f"llm_cost_unpriced_spans_total == {dict(unpriced)}",
+        interval=2,
+    )
 
 
 def test_traceql_float_attributes_are_doubles_in_the_exported_spans(loaded_stack: LoadedStack) -> None:
