@@ -303,14 +303,16 @@ def _scrape_counter(port: int, metric: str) -> dict[tuple[str, str], float]:
 def test_cost_counter_is_bit_exact_and_folds_unbounded_values(collector_bin: Path, tmp_path: Path) -> None:
     """Spans whose costs are multiples of 2^-10 USD add up without rounding in any order, so the counter must
     equal the exact sum with ==: nothing lost, nothing counted twice, across many batches. A span without a
-    tenant is counted as tenant none; a tenant value outside the allowed shape folds into _OTHER."""
+    tenant is counted as tenant none; tenant values outside the allowed shape or the allow-list
+    (COST_ALLOW_TENANT) fold into _OTHER, several of them in one batch included."""
     rng = random.Random(7)
     expected: dict[tuple[str, str], Fraction] = defaultdict(Fraction)
-    with running_collector(tmp_path) as col:
+    with running_collector(tmp_path, COST_ALLOW_TENANT="^(team-a|team-b|none)$") as col:
         app = SdkApp(f"127.0.0.1:{col.ports['otlp_grpc']}", "e2e-cost-exact", batch=True)
         try:
             for i in range(600):
-                tenant = rng.choice(["team-a", "team-b", None, "way too long " * 10])
+                # two different malformed tenants fold into the same _OTHER series within one batch
+                tenant = rng.choice(["team-a", "team-b", None, "way too long " * 10, "has a space", "team-c"])
                 modelname = rng.choice(["m-1", "m-2"])
                 k = rng.randrange(1, 5000)
                 with app.tracer.start_as_current_span(f"chat {modelname}") as span:
@@ -318,7 +320,12 @@ def test_cost_counter_is_bit_exact_and_folds_unbounded_values(collector_bin: Pat
                     span.set_attribute("gen_ai.response.model", modelname)
                     if tenant is not None:
                         span.set_attribute("llm_gateway.tenant", tenant)
-                key_tenant = "none" if tenant is None else ("_OTHER" if " " in tenant else tenant)
+                # team-c has the right shape but is not in COST_ALLOW_TENANT
+                key_tenant = (
+                    "none"
+                    if tenant is None
+                    else ("_OTHER" if " " in tenant or tenant == "team-c" else tenant)
+                )
                 expected[(key_tenant, modelname)] += Fraction(k, 1024)
                 if i % 97 == 0:
                     app.flush()
