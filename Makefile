@@ -16,7 +16,7 @@ RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -26,6 +26,7 @@ help:
 	@echo "make tools      install Prometheus, promtool and Alertmanager (Debian packages)"
 	@echo "make up / down  start / stop the native stack (RUN_DIR=$(RUN_DIR))"
 	@echo "make bench      run every benchmark in bench/, tables in bench/results/"
+	@echo "make dashboards regenerate compose/grafana/dashboards/ from compose/grafana/src/ (grafana-foundation-sdk)"
 
 # --- Python --------------------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml
@@ -61,7 +62,8 @@ collector:
 tools:
 	@missing=""; { command -v prometheus && command -v promtool; } >/dev/null || missing=" prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
-	if [ -z "$$missing" ]; then echo "==> prometheus, promtool and alertmanager are installed"; exit 0; fi; \
+	command -v prometheus-node-exporter >/dev/null || command -v node_exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
+	if [ -z "$$missing" ]; then echo "==> prometheus, promtool, alertmanager and node-exporter are installed"; exit 0; fi; \
 	command -v apt-get >/dev/null || { echo "error: need$$missing; install Prometheus and Alertmanager, or use Docker (compose/)" >&2; exit 1; }; \
 	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	echo "==> installing$$missing (apt-get)"; \
@@ -81,10 +83,15 @@ status:
 demo: venv collector tools
 	@RUN_DIR=$(RUN_DIR) $(VPY) compose/native/demo.py
 
+# --- Grafana dashboards as code (compose/grafana/src/ -> compose/grafana/dashboards/) ---------------
+dashboards: venv
+	@$(VPY) compose/grafana/src/build.py
+
 # --- quality -------------------------------------------------------------------------------------
 lint: venv
 	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
-	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py
+	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py tests/dashboards
+	@echo "==> mypy (dashboards)"; cd compose/grafana/src && $(CURDIR)/$(VENV)/bin/mypy --strict .
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
 	  promtool test rules compose/prometheus/tests/*.yml
