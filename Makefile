@@ -16,7 +16,7 @@ RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -90,7 +90,7 @@ dashboards: venv
 # --- quality -------------------------------------------------------------------------------------
 lint: venv
 	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
-	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py tests/dashboards
+	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/instrumentations tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py tests/dashboards
 	@echo "==> mypy (dashboards)"; cd compose/grafana/src && $(CURDIR)/$(VENV)/bin/mypy --strict .
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
@@ -102,6 +102,10 @@ test-unit: venv
 test-e2e: venv collector tools
 	@echo "==> end-to-end and load tests (real Collector, Prometheus, sidecar, gateway)"; \
 	  $(VPY) -m pytest -m "e2e or load" -q -p no:cacheprovider
+
+# The GenAI instrumentation flavours the e2e tests run (each in its own venv under build/flavours/, from PyPI).
+flavours: venv
+	@$(VPY) tests/instrumentations/flavours.py >/dev/null
 
 # Everything CI runs, in this order: lint, fast tests, then the end-to-end and load group.
 test: venv collector tools lint test-unit test-e2e

@@ -13,6 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from processors.config import SidecarConfig
 from processors.cost.enrichment import CostStats, merge_costs, price_spans
 from processors.cost.prices import PriceBook
+from processors.cost.usage import USAGE_MARKERS
 from processors.forwarding import Processed, parse_or_reject
 from processors.redaction.scanner import PiiScanner
 from processors.redaction.walk import FieldsHit, RedactionStats, message_at, redact_logs, redact_traces
@@ -25,7 +26,6 @@ TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
-_USAGE_MARKER = b"gen_ai.usage."
 TRACE_STRING_TAGS = string_tag_bytes(ExportTraceServiceRequest.DESCRIPTOR)
 LOG_STRING_TAGS = string_tag_bytes(ExportLogsServiceRequest.DESCRIPTOR)
 
@@ -71,9 +71,14 @@ class Pipeline:
         regions = _LazyIndex(raw)
         cost: CostStats | None = None
         additions: dict[Key, bytes] = {}
+        rewritten: set[Key] = set()
         redaction: RedactionStats | None = None
-        if self.config.cost.enabled and _USAGE_MARKER in raw:
-            cost, additions = price_spans(request, self.prices, regions.items_containing(_USAGE_MARKER))
+        markers = [m for m in USAGE_MARKERS if m in raw] if self.config.cost.enabled else []
+        if markers:
+            priced = price_spans(
+                request, self.prices, regions.items_containing(markers), self.config.cost.max_tokens_per_span
+            )
+            cost, additions, rewritten = priced.stats, priced.additions, priced.rewritten
         merged: set[Key] = set()
         if self.config.redaction.enabled:
             hits = self.scanner.scan_raw(raw, TRACE_STRING_TAGS)
@@ -83,9 +88,12 @@ class Pipeline:
                 merged = set(additions) if only is None else additions.keys() & only.keys()
                 merge_costs(request, additions, merged)
                 redaction = redact_traces(request, self.scanner, self.config.redaction, only)
-        if not additions and (redaction is None or not redaction.changed):
+        if not additions and not rewritten and (redaction is None or not redaction.changed):
             return None, items, cost, redaction  # forwarded as received: no re-serialisation
-        changed = redaction.regions if redaction is not None else set()
+        changed = (redaction.regions if redaction is not None else set()) | rewritten
+        # a rewritten span is serialised whole, so its cost attributes must be in the parsed message
+        merge_costs(request, additions, rewritten - merged)
+        merged |= rewritten
         new = {key: message_at(request, key).SerializeToString() for key in changed}
         payload = regions.splice(new, {key: wire for key, wire in additions.items() if key not in new})
         if payload is None:  # not indexable: re-serialise the whole batch, with every cost attribute in it
@@ -163,13 +171,19 @@ class _LazyIndex:
         except wire_index.WireError:
             return None
 
-    def items_containing(self, needle: bytes) -> set[Key] | None:
-        """The ITEM keys of every span/log record whose bytes contain ``needle``."""
+    def items_containing(self, needles: list[bytes]) -> set[Key] | None:
+        """The ITEM keys of every span/log record whose bytes contain one of ``needles``."""
         idx = self._get()
         if idx is None:
             return None
         raw = self._raw
         found: set[Key] = set()
+        for needle in needles:
+            self._items_with(raw, idx, needle, found)
+        return found
+
+    @staticmethod
+    def _items_with(raw: bytes, idx: wire_index.WireIndex, needle: bytes, found: set[Key]) -> None:
         pos = raw.find(needle)
         while pos >= 0:
             i = idx.position_at(pos)
@@ -180,7 +194,6 @@ class _LazyIndex:
             if region.kind == wire_index.ITEM:
                 found.add(region)
             pos = raw.find(needle, idx.ends[i])  # one hit per region is enough
-        return found
 
 
 def _metrics_recorder(
@@ -196,7 +209,16 @@ def _metrics_recorder(
         if cost is not None:
             for (provider, model), group in cost.cost_by_model.items():
                 telemetry.add_cost(provider, model, group.total, group.trace_id, group.span_id)
-            for model, count in cost.unpriced_by_model.items():
-                telemetry.unpriced.add(count, {"gen_ai.response.model": model})
+            for (model, reason), count in cost.unpriced_by_reason.items():
+                telemetry.unpriced.add(count, {"gen_ai.response.model": model, "reason": reason})
+            for (provider, model, token_type), count in cost.tokens.items():
+                telemetry.tokens.add(
+                    count,
+                    {
+                        "gen_ai.provider.name": provider,
+                        "gen_ai.response.model": model,
+                        "gen_ai.token.type": token_type,
+                    },
+                )
 
     return record
