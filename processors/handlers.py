@@ -9,9 +9,10 @@ from typing import Protocol, cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from processors.config import SidecarConfig
-from processors.cost.enrichment import CostStats, merge_costs, price_spans
+from processors.cost.enrichment import CostStats, merge_costs, price_spans, rewrite_spans
 from processors.cost.prices import PriceBook
 from processors.cost.usage import USAGE_MARKERS
 from processors.forwarding import Processed, parse_or_reject
@@ -71,7 +72,7 @@ class Pipeline:
         regions = _LazyIndex(raw)
         cost: CostStats | None = None
         additions: dict[Key, bytes] = {}
-        rewritten: set[Key] = set()
+        rewritten: dict[Key, AnyValue | None] = {}
         redaction: RedactionStats | None = None
         markers = [m for m in USAGE_MARKERS if m in raw] if self.config.cost.enabled else []
         if markers:
@@ -84,16 +85,21 @@ class Pipeline:
             hits = self.scanner.scan_raw(raw, TRACE_STRING_TAGS)
             if hits:
                 only = regions.hit(hits)
-                # the spans about to be walked get their cost attributes first, as if both ran on the message
-                merged = set(additions) if only is None else additions.keys() & only.keys()
+                # the spans about to be walked get their cost attributes first, as if both ran on the message;
+                # not the rewritten ones: the walk finds attributes by their received position, which the
+                # rewrite changes (their additions are merged after it)
+                merged = (
+                    set(additions) if only is None else additions.keys() & only.keys()
+                ) - rewritten.keys()
                 merge_costs(request, additions, merged)
                 redaction = redact_traces(request, self.scanner, self.config.redaction, only)
         if not additions and not rewritten and (redaction is None or not redaction.changed):
             return None, items, cost, redaction  # forwarded as received: no re-serialisation
-        changed = (redaction.regions if redaction is not None else set()) | rewritten
+        changed = (redaction.regions if redaction is not None else set()) | rewritten.keys()
         # a rewritten span is serialised whole, so its cost attributes must be in the parsed message
-        merge_costs(request, additions, rewritten - merged)
-        merged |= rewritten
+        rewrite_spans(request, rewritten)
+        merge_costs(request, additions, rewritten.keys())
+        merged |= rewritten.keys()
         new = {key: message_at(request, key).SerializeToString() for key in changed}
         payload = regions.splice(new, {key: wire for key, wire in additions.items() if key not in new})
         if payload is None:  # not indexable: re-serialise the whole batch, with every cost attribute in it

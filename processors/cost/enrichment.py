@@ -103,6 +103,7 @@ def enrich_costs(
     limits the walk to spans known to mention token usage.
     """
     priced = price_spans(request, prices, only, max_tokens)
+    rewrite_spans(request, priced.rewritten)
     merge_costs(request, priced.additions, priced.additions)
     return priced.stats
 
@@ -113,9 +114,11 @@ class PricedSpans:
     additions: dict[Key, bytes]
     """The cost attributes of each priced or unpriced span, as wire bytes to append to the span's own bytes
     (a repeated field may continue anywhere: parsing appends)."""
-    rewritten: set[Key]
-    """Spans whose parsed message was changed (attributes under the pipeline's names removed, an app's own
-    cost kept as gen_ai.cost.reported): they must be re-serialised, not just appended to."""
+    rewritten: dict[Key, AnyValue | None]
+    """Spans that carry attributes under the pipeline's own names, with the app's own cost (if any): before
+    their additions are merged, ``rewrite_spans`` removes those attributes (keeping the app's cost as
+    gen_ai.cost.reported), so they must be re-serialised, not just appended to. Not done here: a redaction
+    walk of the same span addresses its attributes by their position in the received bytes."""
 
 
 def price_spans(
@@ -130,10 +133,10 @@ def price_spans(
     sets gen_ai.usage.cost from its own price list) is kept as gen_ai.cost.reported and never summed, so the
     cost counter always equals the sum of exported gen_ai.usage.cost. Invalid usage (negative, non-finite,
     fractional, absurd counts) and unknown models are ``unpriced`` with gen_ai.cost.unpriced_reason.
-    ``request`` is changed only for the ``rewritten`` spans; ``merge_costs`` merges the additions in."""
+    ``request`` is not changed; ``rewrite_spans`` and ``merge_costs`` apply the result."""
     stats = CostStats()
     additions: dict[Key, bytes] = {}
-    rewritten: set[Key] = set()
+    rewritten: dict[Key, AnyValue | None] = {}
     now = time.monotonic()
     read = usage_module.read_usage
     pricing_version = prices.version
@@ -148,8 +151,7 @@ def price_spans(
         if found is None:
             continue
         if found.pipeline_attributes:
-            _drop_pipeline_attributes(span, found.reported_cost)
-            rewritten.add(key)
+            rewritten[key] = found.reported_cost
         model = found.model
         reason = found.problem
         resolved = None
@@ -200,8 +202,14 @@ def price_spans(
     return PricedSpans(stats, additions, rewritten)
 
 
+def rewrite_spans(request: ExportTraceServiceRequest, rewritten: Mapping[Key, AnyValue | None]) -> None:
+    """Remove what the ``rewritten`` spans carry under the pipeline's cost names; an app's own total is kept
+    aside as gen_ai.cost.reported."""
+    for (_, r, s, i), reported in rewritten.items():
+        _drop_pipeline_attributes(request.resource_spans[r].scope_spans[s].spans[i], reported)
+
+
 def _drop_pipeline_attributes(span: Span, reported: AnyValue | None) -> None:
-    """Remove what the span carries under the pipeline's cost names; an app's own total is kept aside."""
     kept = AnyValue()
     if reported is not None:
         kept.CopyFrom(reported)

@@ -25,7 +25,36 @@ REQUIREMENTS: dict[str, list[str]] = {
     ],
     "openllmetry": ["openai==2.54.0", "opentelemetry-instrumentation-openai==0.62.4", *_OTEL_SDK],
     "openinference": ["openai==2.54.0", "openinference-instrumentation-openai==0.1.66", *_OTEL_SDK],
-    "openlit": ["openai==2.54.0", "openlit==1.45.0"],
+    # openlit's requirement ranges send pip's resolver backtracking for minutes: pin the set they resolve to
+    "openlit": [
+        "openai==2.54.0",
+        "openlit==1.45.0",
+        "opentelemetry-api==1.39.1",
+        "opentelemetry-sdk==1.39.1",
+        "opentelemetry-exporter-otlp==1.39.1",
+        "opentelemetry-semantic-conventions==0.60b1",
+        "opentelemetry-util-http==0.60b1",
+        *(
+            f"opentelemetry-instrumentation{suffix}==0.60b1"
+            for suffix in (
+                "",
+                "-aiohttp-client",
+                "-asgi",
+                "-django",
+                "-falcon",
+                "-fastapi",
+                "-flask",
+                "-httpx",
+                "-pyramid",
+                "-requests",
+                "-starlette",
+                "-tornado",
+                "-urllib",
+                "-urllib3",
+                "-wsgi",
+            )
+        ),
+    ],
     "litellm": ["openai==2.54.0", "litellm==1.110.2", *_OTEL_SDK],
 }
 

@@ -356,3 +356,35 @@ def test_usage_with_more_cached_than_input_tokens_is_not_priced(book: PriceBook)
     assert resolved.cost({"input_tokens": 10, "cache_read_tokens": 20}) is None
     assert resolved.cost({"input_tokens": 10, "cache_read_tokens": 6, "cache_write_tokens": 6}) is None
     assert resolved.cost({"input_tokens": 12, "cache_read_tokens": 6, "cache_write_tokens": 6}) is not None
+
+
+@pytest.mark.parametrize("pii_first", [True, False])
+def test_a_span_with_its_own_cost_is_repriced_and_still_redacted(pii_first: bool) -> None:
+    """OpenLIT's spans carry gen_ai.usage.cost; repricing rewrites their attributes, which must not shift the
+    redaction walk off the attribute the raw scan found (an e-mail once reached the exports this way)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from processors.config import SidecarConfig
+    from processors.handlers import Pipeline
+
+    usage: dict[str, object] = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 1_000_000,
+        "gen_ai.usage.cost": 9.0,
+        "gen_ai.cost.status": "app",
+    }
+    content = {"gen_ai.input.messages": "mail me at dora.lee@example.org please"}
+    attributes = {**content, **usage} if pii_first else {**usage, **content}
+    raw = trace_request(span("chat", attributes)).SerializeToString()
+    payload, _, _, _ = Pipeline(SidecarConfig()).trace_parts(raw)
+    assert payload is not None
+    out = ExportTraceServiceRequest.FromString(payload)
+    got = span_attrs(out.resource_spans[0].scope_spans[0].spans[0])
+    keys = [kv.key for kv in out.resource_spans[0].scope_spans[0].spans[0].attributes]
+    assert b"dora.lee@example.org" not in payload
+    assert got["gen_ai.input.messages"] == "mail me at <EMAIL> please"
+    assert len(keys) == len(set(keys)), keys
+    assert got["gen_ai.usage.cost"] == pytest.approx(2.5)
+    assert got["gen_ai.cost.status"] == "priced"
+    assert "gen_ai.cost.reported" not in got  # the span said it was priced by a pipeline: no app cost
