@@ -99,7 +99,7 @@ lint: venv
 test-unit: venv
 	@echo "==> unit tests"; $(VPY) -m pytest -m "not e2e and not load" -q -p no:cacheprovider
 
-test-e2e: venv collector tools
+test-e2e: venv collector tools flavours
 	@echo "==> end-to-end and load tests (real Collector, Prometheus, sidecar, gateway)"; \
 	  $(VPY) -m pytest -m "e2e or load" -q -p no:cacheprovider
 
