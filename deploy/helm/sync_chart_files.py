@@ -89,7 +89,9 @@ def sync(repo: Path = REPO, chart: Path = CHART) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="only report differences (exit 1 if any)")
     args = parser.parse_args(argv)
     if args.check:
