@@ -59,7 +59,7 @@ def render(
     for v in values or []:
         args += ["-f", str(v)]
     for k, val in (sets or {}).items():
-        args += ["--set-string", f"{k}={val}"]
+        args += ["--set", f"{k}={val}"]
     out = helm(*args).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 

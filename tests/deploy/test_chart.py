@@ -68,7 +68,7 @@ def test_helm_lint(case: str) -> None:
     for path in CASES[case]:
         args += ["-f", str(path)]
     for k, v in (EVERYTHING if case == "everything-on" else {}).items():
-        args += ["--set-string", f"{k}={v}"]
+        args += ["--set", f"{k}={v}"]
     helm(*args)
 
 
@@ -413,3 +413,32 @@ def test_rendered_app_and_sidecar_configs_pass_their_own_validation(case: str) -
             result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
             path.unlink()
             assert result.returncode == 0, result.stderr
+
+
+def test_values_schema_is_current_and_refuses_unknown_values() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "deploy/helm/make_values_schema.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    for bad, needle in (
+        ("gatewayTier.replica=3", "additional properties 'replica' not allowed"),
+        ("gatewayTier.kind=ReplicaSet", "value must be one of 'Deployment', 'StatefulSet'"),
+        ("loadBalancer.enabled=yes", "/loadBalancer/enabled"),
+    ):
+        args = ["template", "x", str(CHART), "--kube-version", KUBE_VERSION, "--set-string", bad]
+        out = helm(*args, check=False)
+        assert out.returncode != 0 and needle in out.stderr, (bad, out.stderr)
+
+
+def test_gateway_tier_runs_the_overlay_the_scale_out_test_proves() -> None:
+    docs = render()
+    gw = _gateway_tier(docs)
+    args = container(gw, "collector")["args"]
+    assert args[:2] == ["--config=/conf/config.yaml", "--config=/conf/gateway.durable.yaml"]
+    cm = one(docs, "ConfigMap", "-collector")
+    assert cm["data"]["gateway.durable.yaml"] == (
+        CHART / "files/collector/gateway.durable.yaml"
+    ).read_text().rstrip("\n")
+    assert cm["data"]["config.yaml"] == (REPO / "otel-collector/config.yaml").read_text().rstrip("\n")
