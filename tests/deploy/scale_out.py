@@ -19,6 +19,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -44,7 +45,6 @@ from tests.stack_support import (
     RUN_SH,
     attr,
     exported_spans,
-    free_ports,
     http_status,
     native_stack,
     wait_for,
@@ -56,6 +56,33 @@ SINK_CONFIG = Path(__file__).with_name("sink-collector.yaml")
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 # As the chart runs the gateway tier (templates/gateway-tier.yaml).
 GATEWAY_FEATURE_GATES = "--feature-gates=connector.spanmetrics.includeCollectorInstanceID"
+
+
+# --- ports ----------------------------------------------------------------------------------------
+
+_handed_out: set[int] = set()
+_port_lock = threading.Lock()
+
+
+def free_ports(n: int) -> list[int]:
+    """n free loopback ports below 32768. The OS picks outgoing connections' local ports from 32768 up, so
+    a port taken from there at set-up can be grabbed by one of the topology's own connections before the
+    process meant to listen on it starts (gateway pairs are started one after another, and restarted)."""
+    rng = random.Random()
+    out: list[int] = []
+    with _port_lock:
+        while len(out) < n:
+            port = rng.randrange(20000, 32000)
+            if port in _handed_out:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            out.append(port)
+    return out
 
 
 # --- processes ------------------------------------------------------------------------------------
