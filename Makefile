@@ -18,6 +18,11 @@ HELM_VERSION  := v3.22.0
 HELM          := $(GOBIN)/helm-$(HELM_VERSION)
 CHART         := deploy/helm/llm-otel-pipeline
 PROM_OPERATOR := github.com/prometheus-operator/prometheus-operator@v0.85.0
+# What helm's own release build sets (its Makefile): its version, and the Kubernetes version it assumes
+# without a cluster (that of the k8s.io modules it is built with, 1.37), instead of go install's 1.20.
+HELM_LDFLAGS  := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37 \
+  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37
 RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -85,7 +90,7 @@ $(VENV)/.deploy-installed: $(VENV)/.installed
 helm: venv $(VENV)/.deploy-installed
 	@command -v $(GO) >/dev/null || { echo "error: Go is needed to install helm $(HELM_VERSION) (go install)" >&2; exit 1; }
 	@if [ ! -x $(HELM) ]; then echo "==> installing helm $(HELM_VERSION) (go install, a few minutes cold)"; \
-	  GOFLAGS= $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) && mv $(GOBIN)/helm $(HELM) || exit 1; fi
+	  GOFLAGS= $(GO) install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) && mv $(GOBIN)/helm $(HELM) || exit 1; fi
 	@cd / && GOFLAGS=-mod=mod $(GO) mod download $(PROM_OPERATOR)
 	@echo "==> helm $(HELM_VERSION) at $(HELM)"
 
