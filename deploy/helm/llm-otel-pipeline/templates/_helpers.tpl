@@ -74,7 +74,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* The env var carrying the ingest token (only when ingestAuth.enabled). */}}
 {{- define "llmotel.ingestTokenEnv" -}}
-{{- if .Values.ingestAuth.enabled }}
+{{- if .Values.ingestAuth.enabled -}}
 - name: OTLP_INGEST_TOKEN
   valueFrom:
     secretKeyRef:
