@@ -395,24 +395,32 @@ def test_gpu_example_runs_dcgm_exporter_on_gpu_nodes() -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_rendered_app_and_sidecar_configs_pass_their_own_validation(case: str) -> None:
+def test_rendered_app_and_sidecar_configs_pass_their_own_validation(case: str, tmp_path: Path) -> None:
     """The gateway and sidecar YAML the chart renders are accepted by the programs' own config parsers."""
-    docs = _render(case)
-    for cm in find(docs, "ConfigMap"):
+    from app.config import ConfigError, parse_config
+
+    checked = 0
+    for cm in find(_render(case), "ConfigMap"):
         data = cm.get("data", {})
         if "gateway.yaml" in data:
-            from app.config import parse_config
-
             raw = yaml.safe_load(data["gateway.yaml"])
             env = {p.get("api_key_env", ""): "placeholder" for p in raw.get("providers", {}).values()}
             parse_config(raw, env=env)
+            with pytest.raises(ConfigError):
+                parse_config({**raw, "routs": []}, env=env)
+            checked += 1
         if "sidecar.yaml" in data:
-            code = "import sys, yaml; from processors.config import load_config; load_config(sys.argv[1])"
-            path = Path("/tmp") / f"sidecar-{os.getpid()}.yaml"
-            path.write_text(data["sidecar.yaml"])
-            result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
-            path.unlink()
-            assert result.returncode == 0, result.stderr
+            code = "import sys; from processors.config import load_config; load_config(sys.argv[1])"
+            good, bad = tmp_path / "sidecar.yaml", tmp_path / "sidecar-bad.yaml"
+            good.write_text(data["sidecar.yaml"])
+            bad.write_text(data["sidecar.yaml"] + "\nserver:\n  max_mesage_bytes: 1\n")
+            ok = subprocess.run([sys.executable, "-c", code, str(good)], capture_output=True, text=True)
+            assert ok.returncode == 0, ok.stderr
+            refused = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True)
+            assert refused.returncode != 0
+            checked += 1
+    expected = {"everything-on": 1, "gpu": 1, "existing-secrets": 1}.get(case, 0)  # configs rendered
+    assert checked == expected
 
 
 def test_values_schema_is_current_and_refuses_unknown_values() -> None:
