@@ -159,14 +159,18 @@ def _good_latency(spec: ServiceSpec, lat: Latency, window: str) -> str:
 
 def sli_error_expr(spec: ServiceSpec, slo: str, window: str) -> str:
     sel = f'job="{spec.service}"'
-    total = f"sum by (job) (rate({spec.metric}_count{{{sel}}}[{window}]))"
     if slo == "availability":
         assert spec.availability is not None
-        not_bad = "|".join(["", *spec.availability.ignore_error_types])
+        ignored = spec.availability.ignore_error_types
+        # ignored error types are neither good nor bad: out of the total too
+        total_sel = f'{sel}, error_type!~"{"|".join(ignored)}"' if ignored else sel
+        total = f"sum by (job) (rate({spec.metric}_count{{{total_sel}}}[{window}]))"
+        not_bad = "|".join(["", *ignored])
         bad = f'sum by (job) (rate({spec.metric}_count{{{sel}, error_type!~"{not_bad}"}}[{window}]))'
         # `or 0 * total`: no failed call at all is a ratio of 0, not a missing series
         return f"(\n  {bad}\n  or 0 * {total}\n)\n/\n{total}\n"
     assert spec.latency is not None
+    total = f"sum by (job) (rate({spec.metric}_count{{{sel}}}[{window}]))"
     return f"1 - (\n  {_good_latency(spec, spec.latency, window)}\n  /\n  {total}\n)\n"
 
 
