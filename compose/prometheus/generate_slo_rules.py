@@ -246,6 +246,7 @@ def service_groups(spec: ServiceSpec) -> list[dict[str, Any]]:
                             f"at {_num(factor)}x the whole budget is gone in {_num(round(days, 1))} days."
                         ),
                         "runbook_url": f"{RUNBOOK_BASE}/{_alert_name(slo)}.md",
+                        "dashboard": "/d/llm-overview",
                     },
                 }
             )
