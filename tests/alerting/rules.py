@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.yml"))
 
 
+@functools.cache
 def all_rules() -> list[Rule]:
     out = []
     for path in rule_files():
@@ -52,6 +54,7 @@ def alert_names() -> set[str]:
     return {r.alert for r in alerting_rules() if r.alert}
 
 
+@functools.cache
 def promtool_alert_cases() -> list[tuple[str, str, bool]]:
     """(test file, alertname, fires?) for every alert_rule_test case of every promtool test file."""
     cases = []
