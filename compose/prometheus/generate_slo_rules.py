@@ -77,18 +77,20 @@ def _objective(raw: Any, where: str) -> float:
     return float(raw)
 
 
-def _mapping(raw: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+def _mapping(raw: Any, source: str, path: str, allowed: set[str]) -> dict[str, Any]:
+    """`raw` must be a mapping with only `allowed` keys; `path` is its field path ("" at the top)."""
     if not isinstance(raw, dict):
-        raise SpecError(f"{where}: must be a mapping, got {type(raw).__name__}")
+        raise SpecError(f"{source}: {path or '(top level)'}: must be a mapping, got {type(raw).__name__}")
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})")
+        field = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise SpecError(f"{source}: {field}: unknown field (allowed: {', '.join(sorted(allowed))})")
     return raw
 
 
 def parse_spec(raw: Any, source: str) -> ServiceSpec:
     """Validate one spec file's content; every error names `source` and the field."""
-    top = _mapping(raw, source, {"service", "metric", "availability", "latency"})
+    top = _mapping(raw, source, "", {"service", "metric", "availability", "latency"})
     service = top.get("service")
     if not isinstance(service, str) or not service or '"' in service or "\\" in service:
         raise SpecError(f"{source}: service: must be the service's job label (a non-empty string)")
@@ -97,17 +99,19 @@ def parse_spec(raw: Any, source: str) -> ServiceSpec:
         raise SpecError(f"{source}: metric: must be a Prometheus histogram name, got {metric!r}")
     availability = latency = None
     if "availability" in top:
-        a = _mapping(top["availability"], f"{source}: availability", {"objective", "ignore_error_types"})
+        a = _mapping(top["availability"], source, "availability", {"objective", "ignore_error_types"})
         ignore = a.get("ignore_error_types", [])
         if not isinstance(ignore, list) or not all(isinstance(t, str) and t for t in ignore):
             raise SpecError(f"{source}: availability.ignore_error_types: must be a list of error.type values")
         availability = Availability(_objective(a.get("objective"), f"{source}: availability.objective"),
                                     tuple(ignore))  # fmt: skip
     if "latency" in top:
-        lat = _mapping(top["latency"], f"{source}: latency", {"objective", "threshold_seconds", "buckets"})
+        lat = _mapping(top["latency"], source, "latency", {"objective", "threshold_seconds", "buckets"})
         threshold = lat.get("threshold_seconds")
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not threshold > 0:
-            raise SpecError(f"{source}: latency.threshold_seconds: must be a positive number, got {threshold!r}")
+            raise SpecError(
+                f"{source}: latency.threshold_seconds: must be a positive number, got {threshold!r}"
+            )
         buckets = lat.get("buckets", list(SEMCONV_DURATION_BUCKETS))
         if (
             not isinstance(buckets, list)
@@ -118,7 +122,8 @@ def parse_spec(raw: Any, source: str) -> ServiceSpec:
             raise SpecError(f"{source}: latency.buckets: must be the histogram's bucket bounds, ascending")
         if threshold > buckets[-1]:
             raise SpecError(
-                f"{source}: latency.threshold_seconds: {threshold} is above the largest bucket ({buckets[-1]})"
+                f"{source}: latency.threshold_seconds: {threshold} is above the largest bucket "
+                f"({buckets[-1]})"
             )
         latency = Latency(_objective(lat.get("objective"), f"{source}: latency.objective"),
                           float(threshold), tuple(float(b) for b in buckets))  # fmt: skip
@@ -183,7 +188,8 @@ def _describe(slo: str, spec: ServiceSpec) -> str:
         assert spec.availability is not None
         return f"{_pct(spec.availability.objective)} of model calls succeed"
     assert spec.latency is not None
-    return f"{_pct(spec.latency.objective)} of model calls finish within {_num(spec.latency.threshold_seconds)} s"
+    within = _num(spec.latency.threshold_seconds)
+    return f"{_pct(spec.latency.objective)} of model calls finish within {within} s"
 
 
 def _pct(x: float) -> str:
@@ -204,8 +210,12 @@ def service_groups(spec: ServiceSpec) -> list[dict[str, Any]]:
         objective = _objective_of(spec, slo)
         budget = 1 - objective
         labels = {"job": spec.service, "slo": slo}
-        records.append({"record": "slo:objective:ratio", "expr": f"vector({_num(objective)})", "labels": labels})
-        records.append({"record": "slo:error_budget:ratio", "expr": f"vector({_num(budget)})", "labels": labels})
+        records.append(
+            {"record": "slo:objective:ratio", "expr": f"vector({_num(objective)})", "labels": labels}
+        )
+        records.append(
+            {"record": "slo:error_budget:ratio", "expr": f"vector({_num(budget)})", "labels": labels}
+        )
         for window in WINDOWS:
             records.append(
                 {
@@ -241,7 +251,8 @@ def service_groups(spec: ServiceSpec) -> list[dict[str, Any]]:
                         ),
                         "description": (
                             f"{{{{ $value | humanizePercentage }}}} of {spec.service}'s model calls were bad "
-                            f"({slo}) over the last {long_w}, and still over {threshold_pct} in the last {short_w}. "
+                            f"({slo}) over the last {long_w}, "
+                            f"and still over {threshold_pct} in the last {short_w}. "
                             f"The SLO is {_describe(slo, spec)} over 30 days (error budget {_pct(budget)}); "
                             f"at {_num(factor)}x the whole budget is gone in {_num(round(days, 1))} days."
                         ),
@@ -298,7 +309,9 @@ def render(specs: list[ServiceSpec]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="fail if the committed rule file is stale")
     parser.add_argument("--spec-dir", type=Path, default=SPEC_DIR)
     parser.add_argument("--output", type=Path, default=OUTPUT)

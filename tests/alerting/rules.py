@@ -38,7 +38,7 @@ def rule_files() -> list[Path]:
 
 @functools.cache
 def all_rules() -> list[Rule]:
-    out = []
+    out: list[Rule] = []
     for path in rule_files():
         doc = yaml.safe_load(path.read_text())
         for group in doc["groups"]:
@@ -57,7 +57,7 @@ def alert_names() -> set[str]:
 @functools.cache
 def promtool_alert_cases() -> list[tuple[str, str, bool]]:
     """(test file, alertname, fires?) for every alert_rule_test case of every promtool test file."""
-    cases = []
+    cases: list[tuple[str, str, bool]] = []
     for path in sorted(PROM_TESTS_DIR.glob("*_test.yml")):
         doc = yaml.safe_load(path.read_text())
         for test in doc.get("tests", []):

@@ -34,8 +34,9 @@ def test_the_rules_define_the_alerts_the_issue_lists() -> None:
         "AvailabilityBudgetBurn", "LatencyBudgetBurn", "HighErrorRate", "HighLatencyP95", "HighTTFTP95",
         "UpstreamRateLimited", "CostBudgetBurn", "CostAnomaly", "CacheHitRateLow", "UnpricedModelSeen",
         "PIIRedactionSpike", "SidecarDown", "SidecarSilent", "SidecarFailingClosed", "CollectorDown",
-        "CollectorRefusingData", "CollectorExportFailing", "CollectorDroppingData", "CollectorQueueNearlyFull",
-        "GPUMemoryHigh", "GPUTemperatureHigh", "HostDiskFilling", "SidecarDroppingData", "SidecarQuarantinedData",
+        "CollectorRefusingData", "CollectorExportFailing", "CollectorDroppingData",
+        "CollectorQueueNearlyFull", "GPUMemoryHigh", "GPUTemperatureHigh", "HostDiskFilling",
+        "SidecarDroppingData", "SidecarQuarantinedData",
     }  # fmt: skip
     assert wanted <= alert_names(), sorted(wanted - alert_names())
 
@@ -88,7 +89,15 @@ def test_rule_files_are_plain_prometheus_rule_files() -> None:
         for group in doc["groups"]:
             assert set(group) <= {"name", "interval", "rules", "limit"}, (path.name, group["name"])
     for rule in all_rules():
-        assert set(rule.body) <= {"record", "alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
+        assert set(rule.body) <= {
+            "record",
+            "alert",
+            "expr",
+            "for",
+            "labels",
+            "annotations",
+            "keep_firing_for",
+        }
         assert ("record" in rule.body) != ("alert" in rule.body)
 
 
