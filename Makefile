@@ -16,7 +16,7 @@ RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean rules
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -26,6 +26,7 @@ help:
 	@echo "make tools      install Prometheus, promtool and Alertmanager (Debian packages)"
 	@echo "make up / down  start / stop the native stack (RUN_DIR=$(RUN_DIR))"
 	@echo "make bench      run every benchmark in bench/, tables in bench/results/"
+	@echo "make rules      regenerate the SLO rules (rules/llm-slo.yml) from compose/prometheus/slo/*.yml"
 
 # --- Python --------------------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml
@@ -85,9 +86,17 @@ demo: venv collector tools
 lint: venv
 	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
 	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py
+	@echo "==> mypy (alerting)"; $(VENV)/bin/mypy compose/prometheus/generate_slo_rules.py tests/alerting
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
 	  promtool test rules compose/prometheus/tests/*.yml
+	@echo "==> SLO rules are generated from the specs"; $(VPY) compose/prometheus/generate_slo_rules.py --check
+	@echo "==> amtool"; amtool check-config compose/alertmanager/alertmanager.yml >/dev/null
+
+# --- alerting ------------------------------------------------------------------------------------
+# After editing compose/prometheus/slo/*.yml: regenerate, then commit both (lint fails on a stale file).
+rules: venv
+	@$(VPY) compose/prometheus/generate_slo_rules.py
 
 test-unit: venv
 	@echo "==> unit tests"; $(VPY) -m pytest -m "not e2e and not load" -q -p no:cacheprovider

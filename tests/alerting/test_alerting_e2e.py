@@ -138,7 +138,7 @@ def traffic(alerting_stack: NativeStack) -> Iterator[Traffic]:
 
 
 def _firing(stack: NativeStack, alertname: str) -> list[dict[str, Any]]:
-    return prom_query(stack.prometheus, f'ALERTS{{alertname="{alertname}", alertstate="firing"}}')
+    return list(prom_query(stack.prometheus, f'ALERTS{{alertname="{alertname}", alertstate="firing"}}'))
 
 
 def _alertmanager_alerts(stack: NativeStack, alertname: str) -> list[dict[str, Any]]:
