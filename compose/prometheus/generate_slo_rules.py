@@ -11,7 +11,7 @@ fixed here on purpose: a user changes an objective or a threshold, never an expr
 Why our own generator and not Sloth: Sloth would need a Go build with Kubernetes dependencies on every
 machine that runs `make test`, and its output would need post-processing anyway for what every alert here
 must carry (runbook_url, a description with the value, our `severity`/`service` labels) and for the SLI
-names the dashboards read (CONTRACT in docs/alerting.md). The table it implements is the same.
+names the dashboards read (docs/alerting.md). The table it implements is the same.
 """
 
 from __future__ import annotations
