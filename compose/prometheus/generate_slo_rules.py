@@ -143,13 +143,24 @@ def _num(x: float) -> str:
     return f"{x:.10g}"
 
 
+def increase_by_job(series: str, window: str) -> str:
+    """Events of `series` (a counter selector) within `window`, summed by job. OTel counters appear at their
+    first increment and increase() ignores a series' first sample, which at low volume (one series per
+    model, tenant and error type) hides most errors; a series that is new within the window therefore counts
+    from 0 — unless Prometheus has no data from a window ago (just started: every series would look new)."""
+    return (
+        f"sum by (job) (({series} unless {series} offset {window} and on () count(up offset {window}))"
+        f" or increase({series}[{window}]))"
+    )
+
+
 def _good_latency(spec: ServiceSpec, lat: Latency, window: str) -> str:
-    """Calls within the threshold per second: the bucket at the threshold, or a linear interpolation between
-    the two buckets around it (what histogram_quantile assumes inside a bucket)."""
+    """Calls within the threshold: the bucket at the threshold, or a linear interpolation between the two
+    buckets around it (what histogram_quantile assumes inside a bucket)."""
     sel = f'job="{spec.service}"'
 
     def bucket(bound: float) -> str:
-        return f"sum by (job) (rate({spec.metric}_bucket{{{sel}, {_le(bound)}}}[{window}]))"
+        return increase_by_job(f"{spec.metric}_bucket{{{sel}, {_le(bound)}}}", window)
 
     t = lat.threshold_seconds
     if t in lat.buckets:
@@ -169,13 +180,13 @@ def sli_error_expr(spec: ServiceSpec, slo: str, window: str) -> str:
         ignored = spec.availability.ignore_error_types
         # ignored error types are neither good nor bad: out of the total too
         total_sel = f'{sel}, error_type!~"{"|".join(ignored)}"' if ignored else sel
-        total = f"sum by (job) (rate({spec.metric}_count{{{total_sel}}}[{window}]))"
+        total = increase_by_job(f"{spec.metric}_count{{{total_sel}}}", window)
         not_bad = "|".join(["", *ignored])
-        bad = f'sum by (job) (rate({spec.metric}_count{{{sel}, error_type!~"{not_bad}"}}[{window}]))'
+        bad = increase_by_job(f'{spec.metric}_count{{{sel}, error_type!~"{not_bad}"}}', window)
         # `or 0 * total`: no failed call at all is a ratio of 0, not a missing series
         return f"(\n  {bad}\n  or 0 * {total}\n)\n/\n{total}\n"
     assert spec.latency is not None
-    total = f"sum by (job) (rate({spec.metric}_count{{{sel}}}[{window}]))"
+    total = increase_by_job(f"{spec.metric}_count{{{sel}}}", window)
     return f"1 - (\n  {_good_latency(spec, spec.latency, window)}\n  /\n  {total}\n)\n"
 
 
