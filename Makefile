@@ -16,7 +16,7 @@ RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean rules
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours rules
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -26,6 +26,7 @@ help:
 	@echo "make tools      install Prometheus, promtool and Alertmanager (Debian packages)"
 	@echo "make up / down  start / stop the native stack (RUN_DIR=$(RUN_DIR))"
 	@echo "make bench      run every benchmark in bench/, tables in bench/results/"
+	@echo "make dashboards regenerate compose/grafana/dashboards/ from compose/grafana/src/ (grafana-foundation-sdk)"
 	@echo "make rules      regenerate the SLO rules (rules/llm-slo.yml) from compose/prometheus/slo/*.yml"
 
 # --- Python --------------------------------------------------------------------------------------
@@ -62,7 +63,8 @@ collector:
 tools:
 	@missing=""; { command -v prometheus && command -v promtool; } >/dev/null || missing=" prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
-	if [ -z "$$missing" ]; then echo "==> prometheus, promtool and alertmanager are installed"; exit 0; fi; \
+	command -v prometheus-node-exporter >/dev/null || command -v node_exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
+	if [ -z "$$missing" ]; then echo "==> prometheus, promtool, alertmanager and node-exporter are installed"; exit 0; fi; \
 	command -v apt-get >/dev/null || { echo "error: need$$missing; install Prometheus and Alertmanager, or use Docker (compose/)" >&2; exit 1; }; \
 	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	echo "==> installing$$missing (apt-get)"; \
@@ -82,10 +84,15 @@ status:
 demo: venv collector tools
 	@RUN_DIR=$(RUN_DIR) $(VPY) compose/native/demo.py
 
+# --- Grafana dashboards as code (compose/grafana/src/ -> compose/grafana/dashboards/) ---------------
+dashboards: venv
+	@$(VPY) compose/grafana/src/build.py
+
 # --- quality -------------------------------------------------------------------------------------
 lint: venv
 	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
-	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py
+	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/instrumentations tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py tests/dashboards
+	@echo "==> mypy (dashboards)"; cd compose/grafana/src && $(CURDIR)/$(VENV)/bin/mypy --strict .
 	@echo "==> mypy (alerting)"; $(VENV)/bin/mypy compose/prometheus/generate_slo_rules.py tests/alerting
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
@@ -101,9 +108,13 @@ rules: venv
 test-unit: venv
 	@echo "==> unit tests"; $(VPY) -m pytest -m "not e2e and not load" -q -p no:cacheprovider
 
-test-e2e: venv collector tools
+test-e2e: venv collector tools flavours
 	@echo "==> end-to-end and load tests (real Collector, Prometheus, sidecar, gateway)"; \
 	  $(VPY) -m pytest -m "e2e or load" -q -p no:cacheprovider
+
+# The GenAI instrumentation flavours the e2e tests run (each in its own venv under build/flavours/, from PyPI).
+flavours: venv
+	@$(VPY) tests/instrumentations/flavours.py >/dev/null
 
 # Everything CI runs, in this order: lint, fast tests, then the end-to-end and load group.
 test: venv collector tools lint test-unit test-e2e

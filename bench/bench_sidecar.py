@@ -42,7 +42,7 @@ from sidecar.pii_corpus import KINDS, build_corpus  # noqa: E402
 from sidecar.workload import SPANS_PER_BATCH, Workload  # noqa: E402
 
 from processors.config import SidecarConfig  # noqa: E402
-from processors.cost import enrich_costs  # noqa: E402
+from processors.cost.enrichment import enrich_costs  # noqa: E402
 from processors.handlers import LOGS_METHOD, TRACE_METHOD, Pipeline  # noqa: E402
 
 PY = sys.executable

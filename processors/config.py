@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 from processors.config_loader import ConfigError, build
-from processors.cost_config import CostConfig, ModelPriceOverride
-from processors.redaction_config import RedactionConfig
+from processors.cost.config import CostConfig, ModelPriceOverride
+from processors.redaction.config import RedactionConfig
 
 
 @dataclass

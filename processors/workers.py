@@ -33,10 +33,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import NoReturn
 
 from processors.config import SidecarConfig
-from processors.cost import CostStats
+from processors.cost.enrichment import CostStats
 from processors.forwarding import Processed, Unavailable
 from processors.handlers import Parts, Pipeline, processed_from_parts
-from processors.redaction import RedactionStats
+from processors.redaction.walk import RedactionStats
 
 log = logging.getLogger("processors.workers")
 

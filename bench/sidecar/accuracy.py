@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from processors.pii_scanner import PiiScanner
-from processors.redaction_config import RedactionConfig
+from processors.redaction.config import RedactionConfig
+from processors.redaction.scanner import PiiScanner
 from sidecar.pii_corpus import KINDS, Sample
 
 Redactor = Callable[[str], str]

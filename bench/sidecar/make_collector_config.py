@@ -3,8 +3,8 @@ and transform processors, for the side-by-side benchmark.
 
 Run: cd bench/sidecar && ../../.venv/bin/python make_collector_config.py
 
-The patterns mirror processors/pii_patterns.py as far as RE2 allows (no lookarounds, no checksums); cost is a
-transform statement per workload model (list price x tokens).
+The patterns mirror processors/redaction/patterns.py as far as RE2 allows (no lookarounds, no
+checksums); cost is a transform statement per workload model (list price x tokens).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from faker import Faker
 
-from processors.pii_patterns import BUILTIN_NAMES, SECRET_TYPES
+from processors.redaction.patterns import BUILTIN_NAMES, SECRET_TYPES
 
 LOCALES = [
     "en_US",
@@ -317,7 +317,7 @@ def _number_line(rng: random.Random) -> str:
 
 
 def _luhn_invalid_card(rng: random.Random) -> str:
-    from processors.pii_validators import luhn_ok
+    from processors.redaction.validators import luhn_ok
 
     while True:
         digits = "4" + "".join(rng.choice(string.digits) for _ in range(15))

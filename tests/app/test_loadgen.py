@@ -97,7 +97,7 @@ async def test_run_against_a_gateway_counts_everything(make_gateway: GatewayFact
 def test_every_pii_value_the_load_generator_makes_is_redacted_by_the_sidecar() -> None:
     # the demo's redaction figures are only honest if what the load generator calls PII is PII to the sidecar
     from processors.config import SidecarConfig
-    from processors.pii_scanner import PiiScanner
+    from processors.redaction.scanner import PiiScanner
 
     scanner = PiiScanner(SidecarConfig().redaction)
     rng = random.Random(1)

@@ -11,18 +11,17 @@ from typing import TypeVar
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-TESTDATA = Path(__file__).parent / "testdata"
 M = TypeVar("M", bound=Message)
 
 
-def load(name: str, message: M) -> M:
-    json_format.Parse((TESTDATA / f"{name}.input.json").read_text(), message)
+def load(testdata: Path, name: str, message: M) -> M:
+    json_format.Parse((testdata / f"{name}.input.json").read_text(), message)
     return message
 
 
-def check(name: str, actual: Message) -> None:
+def check(testdata: Path, name: str, actual: Message) -> None:
     got = json_format.MessageToDict(actual)
-    path = TESTDATA / f"{name}.expected.json"
+    path = testdata / f"{name}.expected.json"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
     expected = json.loads(path.read_text())

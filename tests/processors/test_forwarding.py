@@ -178,7 +178,7 @@ def test_internal_error_fails_closed(sink: Sink, monkeypatch: pytest.MonkeyPatch
     config = SidecarConfig()
     with running_sidecar(config, sink.port) as sidecar:
         # break redaction in the running server: the batch holds PII and must not leave
-        from processors.pii_scanner import PiiScanner
+        from processors.redaction.scanner import PiiScanner
 
         def boom(self: PiiScanner, text: str, ids: object) -> None:
             raise RuntimeError("secret-bob@example.com")

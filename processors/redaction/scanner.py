@@ -1,0 +1,413 @@
+"""Finds and replaces PII in text: one Hyperscan pass flags candidate strings, Python regexes and validators
+confirm them. Holds no OTLP knowledge (see walk.py for the walk over batches)."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import hmac
+import json
+import re
+import re._parser as re_parser
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import hyperscan
+
+from processors.config_loader import ConfigError
+from processors.redaction import validators as pii_validators
+from processors.redaction.config import RedactionConfig
+from processors.redaction.patterns import (
+    BUILTIN_TYPES,
+    RAW_DIGIT_RUN,
+    RAW_TRIGGER_OVERRIDES,
+    TRIGGERS,
+    PiiType,
+)
+
+SECRET_LABEL = "SECRET"
+
+KEY_PLAIN, KEY_SECRET, KEY_ALLOWED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class _Detector:
+    name: str
+    label: str
+    pattern: re.Pattern[str]
+    validator: Callable[[str], bool]
+    partial: bool  # replace only the group named "v"
+    shrink_at: str
+    shrink_prefix: str
+    reach: int  # a match starts at most this many characters before a trigger hit ends (0: unknown)
+    width: int  # the longest match of the regex (0: unbounded)
+    needs_context: Callable[[str], bool] | None
+    context_ok: Callable[[str, int, int], bool] | None
+
+
+class PiiScanner:
+    def __init__(self, config: RedactionConfig) -> None:
+        enabled = set(config.enabled_builtin_types())
+        types: list[PiiType] = [t for t in BUILTIN_TYPES if t.name in enabled]
+        types += [
+            PiiType(p.name, p.regex, pii_validators.always_ok, p.caseless) for p in config.custom_patterns
+        ]
+        for i, p in enumerate(config.custom_patterns):
+            try:
+                _compile([(p.regex, p.caseless)])
+            except hyperscan.error as exc:
+                raise ConfigError(
+                    f"redaction.custom_patterns[{i}].regex", f"Hyperscan cannot compile {p.regex!r}: {exc}"
+                ) from exc
+        self.detectors: list[_Detector] = []
+        for t in types:
+            pattern = t.compile()
+            width = _max_width(pattern)
+            reach = t.reach if t.name in TRIGGERS else 0  # custom patterns: always the whole text
+            if reach and width:
+                reach = min(reach, width)  # a match holds its trigger hit, so it starts at most width before
+            self.detectors.append(
+                _Detector(
+                    t.name,
+                    t.label,
+                    pattern,
+                    t.validator,
+                    "v" in pattern.groupindex,
+                    t.shrink_at,
+                    t.shrink_prefix,
+                    reach,
+                    width,
+                    t.needs_context,
+                    t.context_ok,
+                )
+            )
+        self._hmac_key = config.hmac_key() if config.mode == "hmac" else None
+        self._placeholder = config.placeholder_format
+        self._hmac_format = config.hmac_format
+        self._hmac_length = config.hmac_length
+        self._secret_rules = tuple(
+            dict.fromkeys(_normalise_key(k) for k in config.secret_keys + config.extra_secret_keys)
+        )
+        self._allowed = frozenset(config.allowed_keys + config.extra_allowed_keys)
+        self._key_cache: dict[str, int] = {}
+        # Hyperscan looks for the cheap trigger of each built-in type (custom patterns: their own regex in
+        # prefilter mode); Python confirms with the full regex and the validator.
+        triggers = [TRIGGERS.get(t.name, (t.regex, t.caseless)) for t in types]
+        self._value_db = _compile(triggers) if triggers else None
+        # The raw-batch scan also looks for secret key names, so that a batch whose only finding is a key
+        # rule is not waved through. In the wire format a key is followed by a non-alphanumeric byte (a tag)
+        # and preceded either by the key tag 0x0a and a one-byte length (key == rule, maybe with blanks, which
+        # key matching strips) or, for "db.password"-style keys that end with the rule, by . _ or -. Not
+        # "secret" anywhere in prose: that made ~30 span walks per GenAI-heavy batch for nothing.
+        key_regex = (
+            "(?:"
+            + "|".join(
+                "(?:[._-]|\\n[\\x00-\\x7f]\\s*)" + re.escape(r).replace("_", "[_-]")
+                for r in self._secret_rules
+            )
+            + ")(?:[^a-z0-9]|$)"
+        )
+        raw_patterns = [
+            RAW_TRIGGER_OVERRIDES.get(t.name, trigger) for t, trigger in zip(types, triggers, strict=True)
+        ]
+        self._raw_digit_id = -1
+        if any(t.name in RAW_TRIGGER_OVERRIDES for t in types):
+            raw_patterns.append(RAW_DIGIT_RUN)
+            self._raw_digit_id = len(raw_patterns) - 1
+        if self._secret_rules:
+            raw_patterns.append((key_regex, True))
+        self._raw_db = _compile(raw_patterns) if raw_patterns else None
+        self._local = threading.local()
+
+    # --- keys --------------------------------------------------------------------------------------
+    def key_kind(self, key: str) -> int:
+        kind = self._key_cache.get(key)
+        if kind is None:
+            if key in self._allowed:
+                kind = KEY_ALLOWED
+            else:
+                norm = _normalise_key(key)
+                kind = KEY_PLAIN
+                for rule in self._secret_rules:
+                    if norm == rule or norm.endswith(("." + rule, "_" + rule)):
+                        kind = KEY_SECRET
+                        break
+            if len(self._key_cache) > 50_000:  # keys come from telemetry: keep the cache bounded
+                self._key_cache.clear()
+            self._key_cache[key] = kind
+        return kind
+
+    # --- scanning ----------------------------------------------------------------------------------
+    def _scratch(self, name: str, db: hyperscan.Database) -> hyperscan.Scratch:
+        scratch = getattr(self._local, name, None)
+        if scratch is None:
+            scratch = hyperscan.Scratch(db)
+            setattr(self._local, name, scratch)
+        return scratch
+
+    def scan_raw(self, raw: bytes, string_tags: frozenset[int]) -> list[int]:
+        """End offsets of every trigger or secret-key-name hit in ``raw`` (a serialized batch). Empty means
+        the batch needs no redaction at all. ``string_tags``: the last byte of the tag of every string or
+        bytes field of this kind of message (wire_index.string_tag_bytes)."""
+        if self._raw_db is None:
+            return []
+        ends: list[int] = []
+        append = ends.append
+
+        digit_id = self._raw_digit_id
+        run = [-1, True]  # end of the previous digit-run hit, and whether its run was kept
+
+        def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            if pattern == digit_id:
+                # the same run as the previous hit (hits come in end order), or a new one
+                if end - 8 < run[0]:
+                    keep = run[1]
+                else:
+                    keep = _digit_run_may_start_a_number(raw, end - 8, string_tags)
+                run[0], run[1] = end, keep
+                if not keep:
+                    return
+            append(end)
+
+        self._raw_db.scan(raw, on_match, scratch=self._scratch("raw", self._raw_db))
+        return ends
+
+    def candidates(self, texts: list[str]) -> dict[int, set[int]]:
+        """Index of each text that may hold PII → detector ids that fired on it (one pass over all texts)."""
+        return {idx: set(by_det) for idx, by_det in self.candidate_hits(texts).items()}
+
+    def candidate_hits(self, texts: list[str]) -> dict[int, dict[int, list[int] | None]]:
+        """Index of each text that may hold PII → detector id → sorted end offsets (characters) of its trigger
+        hits in that text, or None when they are not known as character offsets (non-ASCII text)."""
+        if self._value_db is None or not texts:
+            return {}
+        encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+        starts: list[int] = []
+        ends: list[int] = []
+        pos = 0
+        for b in encoded:
+            starts.append(pos)
+            pos += len(b)
+            ends.append(pos)
+            pos += 1  # separator
+        hits: list[tuple[int, int]] = []
+        append = hits.append
+
+        def on_match(det: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            append((det, end))
+
+        self._value_db.scan(b"\x00".join(encoded), on_match, scratch=self._scratch("value", self._value_db))
+        found: dict[int, dict[int, list[int] | None]] = {}
+        for det, end in hits:
+            idx = bisect.bisect_left(ends, end)
+            if idx >= len(texts):
+                continue
+            by_det = found.setdefault(idx, {})
+            # byte offsets are character offsets only in ASCII text
+            ascii_text = len(encoded[idx]) == len(texts[idx])
+            offsets = by_det.setdefault(det, [] if ascii_text else None)
+            if offsets is not None:
+                offsets.append(end - starts[idx])
+        for by_det in found.values():
+            for offsets in by_det.values():
+                if offsets is not None:
+                    offsets.sort()
+        return found
+
+    def redact_text(
+        self, text: str, detector_ids: Iterable[int], hit_ends: dict[int, list[int] | None] | None = None
+    ) -> tuple[str, list[str]] | None:
+        """Redacted text and the type names replaced (one per replacement), or None if nothing was found.
+        ``hit_ends`` (from candidate_hits) lets the regexes skip the parts of a long text far from any
+        trigger hit."""
+        spans = self._find(text, detector_ids, hit_ends)
+        if not spans:
+            return None
+        if text.lstrip()[:1] in ("{", "[", '"'):
+            return self._redact_json_aware(text, spans, detector_ids)
+        return self._apply(text, spans)
+
+    def _find(
+        self, text: str, detector_ids: Iterable[int], hit_ends: dict[int, list[int] | None] | None = None
+    ) -> list[tuple[int, int, int]]:
+        found: list[tuple[int, int, int]] = []
+        for det_id in sorted(detector_ids):  # lower id = higher priority
+            det = self.detectors[det_id]
+            # Every match contains a trigger hit (the superset property), so a match starts at most
+            # det.reach characters before the end of some hit: search only from there, and stop after the
+            # last hit. Long prompts with one hit cost one short search instead of a scan of the whole text.
+            ends = hit_ends.get(det_id) if hit_ends is not None and det.reach else None
+            pos = 0 if ends is None else max(0, ends[0] - det.reach)
+            regroup = -1  # where a search restarted inside a rejected run of groups
+            while True:
+                if ends is not None and pos > 0:
+                    k = bisect.bisect_right(ends, pos)
+                    if k == len(ends):
+                        break  # no trigger hit after pos: no match can start there
+                    pos = max(pos, ends[k] - det.reach)
+                if ends is not None and det.width:
+                    # A match that starts before the next hit ends holds that hit or a later one, so it ends
+                    # within det.width of it: look only that far (a long prompt is not scanned to its end for
+                    # each hit). A match ending past that limit may have been cut short: search unbounded.
+                    k = bisect.bisect_right(ends, pos)
+                    if k == len(ends):
+                        break
+                    limit = ends[k] + det.width
+                    m = det.pattern.search(text, pos, limit + _LOOKAROUND)
+                    if m is None:
+                        if limit + _LOOKAROUND >= len(text):
+                            break
+                        pos = ends[k]  # nothing starts before that hit's end
+                        continue
+                    if m.end() > limit:
+                        m = det.pattern.search(text, pos)
+                        if m is None:
+                            break
+                else:
+                    m = det.pattern.search(text, pos)
+                    if m is None:
+                        break
+                if m.start() == regroup and len(pii_validators.digits_of(m.group(0))) < 13:
+                    # the tail of a longer rejected number ("4627 5068 6747 7180" → "5068 6747 7180") only
+                    # counts as a card of usual length, not as a 12-digit Maestro that passed Luhn by chance
+                    pos = regroup = self._next_group(det, text, m)
+                    continue
+                if not det.validator(m.group(0)):
+                    shorter = self._shrunk(det, text, m) if det.shrink_at else None
+                    if shorter is None:
+                        # "pid 1000 4000 0000 0000 6": the number before swallowed the card; look again from
+                        # the next group, not after the whole rejected match
+                        pos = regroup = self._next_group(det, text, m)
+                        continue
+                    m = shorter
+                pos = m.end()
+                if (
+                    det.needs_context is not None
+                    and det.context_ok is not None
+                    and det.needs_context(m.group(0))
+                    and not det.context_ok(text, m.start(), m.end())
+                ):
+                    continue
+                start, end = m.span("v") if det.partial else m.span()
+                if start == end or any(start < e and s < end for s, e, _ in found):
+                    continue
+                found.append((start, end, det_id))
+        found.sort()
+        return found
+
+    @staticmethod
+    def _next_group(det: _Detector, text: str, m: re.Match[str]) -> int:
+        start, end = m.span()
+        if det.shrink_prefix:
+            return end  # phone: a digit run rejected as a whole is not combed for a number inside it
+        for i in range(start + 1, end - 1):
+            if text[i] in det.shrink_at:
+                return i + 1
+        return end
+
+    @staticmethod
+    def _shrunk(det: _Detector, text: str, m: re.Match[str]) -> re.Match[str] | None:
+        start, end = m.span()
+        if not text.startswith(det.shrink_prefix, start):
+            return None
+        for cut in range(end - 1, start, -1):
+            if text[cut] in det.shrink_at and text[cut - 1].isalnum():
+                shorter = det.pattern.fullmatch(text, start, cut)
+                if shorter is not None and det.validator(shorter.group(0)):
+                    return shorter
+        return None
+
+    def _apply(self, text: str, spans: list[tuple[int, int, int]]) -> tuple[str, list[str]]:
+        out: list[str] = []
+        names: list[str] = []
+        last = 0
+        for start, end, det_id in spans:
+            det = self.detectors[det_id]
+            out.append(text[last:start])
+            out.append(self.replacement(det.label, text[start:end]))
+            names.append(det.name)
+            last = end
+        out.append(text[last:])
+        return "".join(out), names
+
+    def _redact_json_aware(
+        self, text: str, spans: list[tuple[int, int, int]], detector_ids: Iterable[int]
+    ) -> tuple[str, list[str]]:
+        """Replace in place when that keeps valid JSON valid (the usual case: placeholders hold no quotes or
+        backslashes); otherwise redact the parsed strings one by one and re-serialize."""
+        plain = self._apply(text, spans)
+        try:
+            json.loads(plain[0])
+            return plain
+        except (ValueError, RecursionError):
+            pass
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to walk: as plain text
+            return plain
+        ids = list(detector_ids)
+        names: list[str] = []
+
+        def walk(node: object) -> object:
+            if isinstance(node, str):
+                res = self.redact_text(node, ids)
+                if res is None:
+                    return node
+                names.extend(res[1])
+                return res[0]
+            if isinstance(node, list):
+                return [walk(x) for x in node]
+            if isinstance(node, dict):
+                return {k: walk(v) for k, v in node.items()}
+            return node
+
+        try:
+            return json.dumps(walk(doc), ensure_ascii=False), names
+        except RecursionError:  # too deep to walk: the plain replacement is redacted all the same
+            return plain
+
+    def replacement(self, label: str, value: str) -> str:
+        if self._hmac_key is None:
+            return self._placeholder.format(type=label)
+        digest = hmac.new(self._hmac_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return self._hmac_format.format(type=label, hmac=digest[: self._hmac_length])
+
+
+_HEX_LETTERS = frozenset(b"abcdefABCDEF")
+
+
+def _digit_run_may_start_a_number(raw: bytes, pos: int, string_tags: frozenset[int]) -> bool:
+    """False only for a digit run that is certainly the middle of a hex token ("…e8a46309973f…"), where no
+    phone or card number can start (their left edge refuses a letter). The byte before a run that starts a
+    string is the string's length, which may be a hex letter; the byte before that is then the (last byte
+    of the) string field's tag, one of ``string_tags``, or a length continuation byte (>= 0x80): kept."""
+    while pos > 0 and 48 <= raw[pos - 1] <= 57:
+        pos -= 1
+    if pos < 2:
+        return True
+    before, before2 = raw[pos - 1], raw[pos - 2]
+    return before not in _HEX_LETTERS or before2 >= 0x80 or before2 in string_tags
+
+
+_LOOKAROUND = 64  # more than any lookahead of the built-in patterns looks past a match (tested)
+
+
+def _max_width(pattern: re.Pattern[str]) -> int:
+    """Longest possible match of ``pattern`` (lookarounds excluded), or 0 when it is unbounded."""
+    widest = re_parser.parse(pattern.pattern, pattern.flags).getwidth()[1]
+    return widest if widest < 1 << 20 else 0
+
+
+def _normalise_key(key: str) -> str:
+    return key.strip().lower().replace("-", "_")
+
+
+def _compile(patterns: list[tuple[str, bool]]) -> hyperscan.Database:
+    db = hyperscan.Database()
+    flags = [
+        hyperscan.HS_FLAG_PREFILTER | (hyperscan.HS_FLAG_CASELESS if caseless else 0)
+        for _, caseless in patterns
+    ]
+    db.compile(expressions=[p.encode() for p, _ in patterns], ids=list(range(len(patterns))), flags=flags)
+    return db

@@ -1,0 +1,1 @@
+"""OTLP wire-format helpers: index the regions of a serialized batch and splice changed messages in."""
