@@ -27,7 +27,7 @@ RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours helm chart-sync chart-test
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours helm chart-sync chart-test rules
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -41,6 +41,7 @@ help:
 	@echo "make helm       install helm $(HELM_VERSION) (go install) and the chart tests' schema packages"
 	@echo "make chart-sync copy rules, dashboards, datasources and Collector config into $(CHART)/files/"
 	@echo "make chart-test helm lint + render/schema/otelcol-validate tests of $(CHART)"
+	@echo "make rules      regenerate the SLO rules (rules/llm-slo.yml) from compose/prometheus/slo/*.yml"
 
 # --- Python --------------------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml
@@ -127,10 +128,18 @@ lint: venv
 	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose deploy
 	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/instrumentations tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py tests/dashboards tests/deploy deploy/helm
 	@echo "==> mypy (dashboards)"; cd compose/grafana/src && $(CURDIR)/$(VENV)/bin/mypy --strict .
+	@echo "==> mypy (alerting)"; $(VENV)/bin/mypy compose/prometheus/generate_slo_rules.py tests/alerting
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
 	  promtool test rules compose/prometheus/tests/*.yml
 	@echo "==> chart files"; $(PYTHON) deploy/helm/sync_chart_files.py --check
+	@echo "==> SLO rules are generated from the specs"; $(VPY) compose/prometheus/generate_slo_rules.py --check
+	@echo "==> amtool"; amtool check-config compose/alertmanager/alertmanager.yml >/dev/null
+
+# --- alerting ------------------------------------------------------------------------------------
+# After editing compose/prometheus/slo/*.yml: regenerate, then commit both (lint fails on a stale file).
+rules: venv
+	@$(VPY) compose/prometheus/generate_slo_rules.py
 
 test-unit: venv helm
 	@echo "==> unit tests"; $(VPY) -m pytest -m "not e2e and not load" -q -p no:cacheprovider

@@ -188,6 +188,8 @@ def child_env(settings: Settings) -> dict[str, str]:
         RUN_DIR=str(settings.run_dir),
         STACK_PYTHON=sys.executable,
         OTELCOL_BIN=str(collector_bin),
+        ALERTMANAGER_CONFIG=env.get("ALERTMANAGER_CONFIG")
+        or str(REPO / "compose" / "alertmanager" / "alertmanager.yml"),
         PROMETHEUS_BIN=_which(
             "PROMETHEUS_BIN", "prometheus", hint="run `make tools` (Debian package prometheus)"
         ),
@@ -239,7 +241,9 @@ def render_prometheus_config(settings: Settings) -> Path:
         if docker_addr not in text:
             raise StackError(f"{PROMETHEUS_CONF} no longer mentions {docker_addr}; update stack.py")
         text = text.replace(docker_addr, f"127.0.0.1:{port}")
-    text = text.replace("  - rules/*.yml", f"  - {REPO / 'compose' / 'prometheus' / 'rules'}/*.yml")
+    # PROMETHEUS_RULES_DIR: a test-only rendered copy of the rules (tests/alerting); default the shipped ones
+    rules_dir = os.environ.get("PROMETHEUS_RULES_DIR") or str(REPO / "compose" / "prometheus" / "rules")
+    text = text.replace("  - rules/*.yml", f"  - {rules_dir}/*.yml")
     out = settings.run_dir / "prometheus" / "prometheus.yml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
