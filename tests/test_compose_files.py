@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -70,3 +72,42 @@ def test_grafana_links_metrics_to_traces_and_traces_to_logs() -> None:
     assert by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["name"] == "trace_id"
     assert by_uid["tempo"]["jsonData"]["tracesToLogsV2"]["datasourceUid"] == "loki"
     assert by_uid["loki"]["jsonData"]["derivedFields"][0]["datasourceUid"] == "tempo"
+
+
+def _env(service: Mapping[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+# --- one message limit for the whole sidecar loop (issue 9 item 1) -----------------------------------
+
+
+def test_every_hop_of_the_loop_takes_its_limit_from_sidecar_max_message_mib() -> None:
+    from processors.config import ServerConfig
+
+    mib_ref, bytes_ref = "${env:SIDECAR_MAX_MESSAGE_MIB:-16}", "${env:OTELCOL_MAX_MESSAGE_BYTES:-16777216}"
+    assert ServerConfig().max_message_bytes == 16 << 20, "the sidecar's default must be the Collector's"
+    config = yaml.safe_load((REPO / "otel-collector" / "config.yaml").read_text())
+    receivers = config["receivers"]
+    assert receivers["otlp"]["protocols"]["grpc"]["max_recv_msg_size_mib"] == mib_ref
+    assert receivers["otlp"]["protocols"]["http"]["max_request_body_size"] == bytes_ref
+    assert receivers["otlp/internal"]["protocols"]["grpc"]["max_recv_msg_size_mib"] == mib_ref
+    queues = {name: e["sending_queue"] for name, e in config["exporters"].items() if "sending_queue" in e}
+    assert queues
+    for name, queue in queues.items():
+        assert queue["batch"]["sizer"] == "bytes", name
+        assert queue["batch"]["max_size"] == bytes_ref, name
+    run_sh = (REPO / "otel-collector" / "run.sh").read_text()
+    assert "mib=${SIDECAR_MAX_MESSAGE_MIB:-16}" in run_sh
+    assert "export OTELCOL_MAX_MESSAGE_BYTES=$((mib * 1048576))" in run_sh
+
+    services = _compose()["services"]
+    compose_value = "${SIDECAR_MAX_MESSAGE_MIB:-16}"
+    for name in ("otel-collector", "sidecar", "tempo"):
+        assert _env(services[name])["SIDECAR_MAX_MESSAGE_MIB"] == compose_value, name
+    tempo = yaml.safe_load((COMPOSE / "tempo" / "tempo.yaml").read_text())
+    grpc = tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]
+    assert grpc["max_recv_msg_size_mib"] == compose_value
+    assert "-config.expand-env=true" in services["tempo"]["command"]

@@ -195,6 +195,8 @@ def child_env(settings: Settings) -> dict[str, str]:
             "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"
         ),
         OTEL_RESOURCE_ATTRIBUTES=env.get("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=native"),
+        # the Collector (run.sh) and the sidecar read the one message limit of the loop (docs/collector.md)
+        SIDECAR_MAX_MESSAGE_MIB=env.get("SIDECAR_MAX_MESSAGE_MIB") or "16",
     )
     demo_config = REPO / "app" / "demo-config.yaml"
     if "GATEWAY_CONFIG" not in env and demo_config.exists():
