@@ -111,3 +111,12 @@ def test_every_hop_of_the_loop_takes_its_limit_from_sidecar_max_message_mib() ->
     grpc = tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]
     assert grpc["max_recv_msg_size_mib"] == compose_value
     assert "-config.expand-env=true" in services["tempo"]["command"]
+
+
+def test_prometheus_runs_without_lifecycle_or_remote_write_receiver() -> None:
+    command = _compose()["services"]["prometheus"]["command"]
+    lines = (COMPOSE / "native" / "supervisord.conf").read_text().splitlines()
+    conf = "\n".join(line for line in lines if not line.lstrip().startswith(";"))
+    for flag in ("--web.enable-lifecycle", "--web.enable-remote-write-receiver"):
+        assert flag not in command
+        assert flag not in conf
