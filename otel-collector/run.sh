@@ -3,6 +3,7 @@
 #   config.yaml                 always (the production topology)
 #   config.native.yaml          when COLLECTOR_NATIVE=1 (file exporters instead of Tempo/Loki)
 #   config.ingest-auth.yaml     when OTLP_INGEST_TOKEN is non-empty (bearer token required on ingest)
+#   config.tail-sampling.yaml   when COLLECTOR_TAIL_SAMPLING=1 (LLM-aware tail sampling of stored traces)
 # and derives OTELCOL_MAX_MESSAGE_BYTES from SIDECAR_MAX_MESSAGE_MIB (default 16).
 # `run.sh validate` validates that same set of files instead of running.
 set -eu
@@ -34,6 +35,9 @@ if [ "${COLLECTOR_NATIVE:-0}" = "1" ]; then
 fi
 if [ -n "${OTLP_INGEST_TOKEN:-}" ]; then
   set -- "$@" --config "$here/config.ingest-auth.yaml"
+fi
+if [ "${COLLECTOR_TAIL_SAMPLING:-0}" = "1" ]; then
+  set -- "$@" --config "$here/config.tail-sampling.yaml"
 fi
 # $sub is empty or "validate": unquoted on purpose, so that empty adds no argument
 exec "$bin" $sub "$@"

@@ -38,7 +38,13 @@ def test_published_ports_are_the_design_defaults() -> None:
 def test_collector_image_ships_the_same_manifest_and_configs() -> None:
     dockerfile = (COMPOSE / "collector.Dockerfile").read_text()
     assert "otel-collector/builder-config.yaml" in dockerfile
-    for name in ("config.yaml", "config.native.yaml", "config.ingest-auth.yaml", "run.sh"):
+    for name in (
+        "config.yaml",
+        "config.native.yaml",
+        "config.ingest-auth.yaml",
+        "config.tail-sampling.yaml",
+        "run.sh",
+    ):
         assert f"otel-collector/{name}" in dockerfile
         assert (REPO / "otel-collector" / name).exists()
     makefile = (REPO / "Makefile").read_text()

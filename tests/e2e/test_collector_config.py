@@ -29,6 +29,11 @@ def _validate(env_extra: dict[str, str], *extra_args: str) -> subprocess.Complet
             id="native+ingest-auth",
         ),
         pytest.param({"OTLP_INGEST_TOKEN": "t0k"}, id="production+ingest-auth"),
+        pytest.param({"COLLECTOR_TAIL_SAMPLING": "1"}, id="production+tail-sampling"),
+        pytest.param(
+            {"COLLECTOR_NATIVE": "1", "RUN_DIR": "/tmp/llm-otel-validate", "COLLECTOR_TAIL_SAMPLING": "1"},
+            id="native+tail-sampling",
+        ),
     ],
 )
 def test_configs_validate(collector_bin: Path, env_extra: dict[str, str]) -> None:
@@ -54,10 +59,11 @@ def test_native_overlay_only_swaps_tempo_and_loki_for_files() -> None:
     assert set(native["service"]) == {"pipelines"}
     out = native["service"]["pipelines"]
     assert out == {
-        "traces/out": {"exporters": ["file/traces", "spanmetrics"]},
+        "traces/store": {"exporters": ["file/traces"]},
         "logs/out": {"exporters": ["file/logs"]},
     }
-    assert base["service"]["pipelines"]["traces/out"]["exporters"] == ["otlp_grpc/tempo", "spanmetrics"]
+    assert base["service"]["pipelines"]["traces/store"]["exporters"] == ["otlp_grpc/tempo"]
+    assert "spanmetrics" in base["service"]["pipelines"]["traces/out"]["exporters"]
     assert base["service"]["pipelines"]["logs/out"]["exporters"] == ["otlp_http/loki"]
 
 
