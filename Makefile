@@ -24,15 +24,20 @@ HELM_LDFLAGS  := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
   -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37 \
   -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37
 RUN_DIR     ?= $(CURDIR)/run
+# Locked versions (`make venv` installs exactly these, hash-checked); refreshed by `make lock`.
+LOCK        := requirements/dev.txt
+BENCH_LOCK  := requirements/bench.txt
+UV_VERSION  := 0.13.9
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours helm chart-sync chart-test rules
+.PHONY: help venv lock collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours helm chart-sync chart-test rules
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
 	@echo "make test       lint + unit + end-to-end tests (what CI runs)"
-	@echo "make venv       create/refresh .venv with the project (editable) and dev extras"
+	@echo "make venv       create/refresh .venv with the project (editable) and the locked dev dependencies"
+	@echo "make lock       re-resolve $(LOCK) and $(BENCH_LOCK) from pyproject.toml (LOCK_UPGRADE=1: newest allowed)"
 	@echo "make collector  build build/otelcol-llm from $(MANIFEST) with ocb $(OCB_VERSION)"
 	@echo "make tools      install Prometheus, promtool and Alertmanager (Debian packages)"
 	@echo "make up / down  start / stop the native stack (RUN_DIR=$(RUN_DIR))"
@@ -44,15 +49,28 @@ help:
 	@echo "make rules      regenerate the SLO rules (rules/llm-slo.yml) from compose/prometheus/slo/*.yml"
 
 # --- Python --------------------------------------------------------------------------------------
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Python >= 3.11 is required" >&2; exit 1; }
 	@test -x $(VPY) || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "==> installing llm-otel-pipeline (editable) + dev extras into $(VENV)"
+	@echo "==> installing the locked dependencies ($(LOCK)) and llm-otel-pipeline (editable) into $(VENV)"
 	@$(VPY) -m pip install -q --upgrade pip
-	@$(VPY) -m pip install -q -e '.[dev]'
+	@$(VPY) -m pip install -q --require-hashes -r $(LOCK)
+	@$(VPY) -m pip install -q --no-deps -e .
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# The lock files: every package (transitively) pinned with hashes, for any platform and Python >= 3.11.
+# Without LOCK_UPGRADE=1 existing pins are kept and only what pyproject.toml now asks for changes.
+lock: venv
+	@$(VPY) -m pip install -q uv==$(UV_VERSION)
+	@echo "==> resolving $(LOCK) and $(BENCH_LOCK) with uv $(UV_VERSION)"
+	@up=$$([ "$(LOCK_UPGRADE)" = 1 ] && echo --upgrade); \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
+	  --quiet $$up -o $(LOCK) && \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra bench --universal --python-version 3.11 \
+	  --generate-hashes --quiet $$up -c $(LOCK) -o $(BENCH_LOCK)
+	@echo "==> review the diff, run make test, commit $(LOCK) and $(BENCH_LOCK)"
 
 # --- Collector -----------------------------------------------------------------------------------
 collector:
@@ -155,9 +173,9 @@ flavours: venv
 # Everything CI runs, in this order: lint, fast tests, then the end-to-end and load group.
 test: venv collector tools helm lint test-unit test-e2e
 
-$(VENV)/.bench-installed: $(VENV)/.installed
-	@echo "==> installing the bench extra (presidio-analyzer, for the PII accuracy comparison)"
-	@$(VPY) -m pip install -q -e '.[dev,bench]'
+$(VENV)/.bench-installed: $(VENV)/.installed $(BENCH_LOCK)
+	@echo "==> installing the bench extra (presidio-analyzer, for the PII accuracy comparison; $(BENCH_LOCK))"
+	@$(VPY) -m pip install -q --require-hashes -r $(BENCH_LOCK)
 	@touch $@
 
 bench: venv collector tools $(VENV)/.bench-installed

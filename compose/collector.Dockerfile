@@ -11,7 +11,7 @@ RUN addgroup -S otel && adduser -S -G otel otel && mkdir -p /var/lib/otelcol/fil
     && chown -R otel:otel /var/lib/otelcol
 COPY --from=build /src/build/otelcol-llm-src/otelcol-llm /usr/local/bin/otelcol-llm
 COPY otel-collector/config.yaml otel-collector/config.native.yaml otel-collector/config.ingest-auth.yaml \
-     otel-collector/run.sh /etc/otelcol-llm/
+     otel-collector/config.tail-sampling.yaml otel-collector/run.sh /etc/otelcol-llm/
 ENV OTELCOL_BIN=/usr/local/bin/otelcol-llm
 USER otel
 EXPOSE 4317 4318 8889 13133

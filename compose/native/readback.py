@@ -10,15 +10,49 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+# Where an OTLP JSON ExportRequest starts. Inside a JSON string the quotes would be escaped, so this text
+# only occurs at the start of a record.
+_RECORD_STARTS = ('{"resourceSpans"', '{"resourceLogs"', '{"resourceMetrics"')
+
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every complete ExportRequest in an export file. A Collector killed in the middle of a write leaves
+    a torn record without its newline; the next start appends to it, so such a line is the torn part
+    followed by one complete record, which is kept (the torn part is skipped)."""
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
             out.append(json.loads(line))
+        except json.JSONDecodeError:
+            record = _complete_suffix(line)
+            if record is not None:
+                out.append(record)
     return out
+
+
+def _complete_suffix(line: str) -> dict[str, Any] | None:
+    decoder = json.JSONDecoder()
+    starts = sorted(i for s in _RECORD_STARTS for i in _find_all(line, s))
+    for start in starts:
+        try:
+            record, end = decoder.raw_decode(line, start)
+        except json.JSONDecodeError:
+            continue
+        if end == len(line.rstrip()):
+            return dict(record)
+    return None
+
+
+def _find_all(text: str, needle: str) -> list[int]:
+    found, i = [], text.find(needle)
+    while i >= 0:
+        found.append(i)
+        i = text.find(needle, i + 1)
+    return found
 
 
 def exported_spans(path: Path) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@
 
 supervisord is the process runner; this script does what docker compose's depends_on/healthcheck do:
 it starts the services in dependency order and waits for each one's readiness check before the next.
+Once up, compose/native/restarter.py (a supervisord event listener) restarts any service that stops on
+its own, with backoff and without limit; `status` shows each service's restart count.
 Every port and the run directory come from environment variables (defaults: shared/DESIGN.md), so
 tests can run a whole stack on free ports. `up` writes $RUN_DIR/stack.json with the resolved
 addresses; `down` stops every process and waits until none is left.
@@ -212,6 +214,8 @@ def child_env(settings: Settings) -> dict[str, str]:
             "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"
         ),
         OTEL_RESOURCE_ATTRIBUTES=env.get("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=native"),
+        # the Collector (run.sh) and the sidecar read the one message limit of the loop (docs/collector.md)
+        SIDECAR_MAX_MESSAGE_MIB=env.get("SIDECAR_MAX_MESSAGE_MIB") or "16",
     )
     demo_config = REPO / "app" / "demo-config.yaml"
     if "GATEWAY_CONFIG" not in env and demo_config.exists():
@@ -346,6 +350,7 @@ def up(settings: Settings, timeout: float) -> None:
     (settings.run_dir / "export").mkdir(parents=True, exist_ok=True)
     render_prometheus_config(settings)
     (settings.run_dir / "stack.json").write_text(json.dumps(settings.describe(), indent=2) + "\n")
+    (settings.run_dir / "restarts.json").unlink(missing_ok=True)  # counts are per `up`
 
     print(f"==> starting the native stack in {settings.run_dir}", flush=True)
     if not settings.sidecar_enabled:
@@ -465,9 +470,20 @@ def status(settings: Settings) -> int:
     if _supervisord_pid(settings) is None:
         print(f"no stack running from {settings.run_dir}")
         return 1
+    restarts = restart_counts(settings.run_dir)
     for info in _rpc(settings).supervisor.getAllProcessInfo():
-        print(f"{info['name']:<12} {info['statename']:<9} {info['description']}")
+        count = restarts.get(info["name"], 0)
+        print(f"{info['name']:<12} {info['statename']:<9} restarts={count:<4} {info['description']}")
     return 0
+
+
+def restart_counts(run_dir: Path) -> dict[str, int]:
+    """How often each service was started again since the stack came up (compose/native/restarter.py)."""
+    try:
+        services = json.loads((run_dir / "restarts.json").read_text())["services"]
+        return {str(name): int(info["restarts"]) for name, info in services.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,11 @@ def _validate(env_extra: dict[str, str], *extra_args: str) -> subprocess.Complet
             id="native+ingest-auth",
         ),
         pytest.param({"OTLP_INGEST_TOKEN": "t0k"}, id="production+ingest-auth"),
+        pytest.param({"COLLECTOR_TAIL_SAMPLING": "1"}, id="production+tail-sampling"),
+        pytest.param(
+            {"COLLECTOR_NATIVE": "1", "RUN_DIR": "/tmp/llm-otel-validate", "COLLECTOR_TAIL_SAMPLING": "1"},
+            id="native+tail-sampling",
+        ),
     ],
 )
 def test_configs_validate(collector_bin: Path, env_extra: dict[str, str]) -> None:
@@ -53,14 +58,15 @@ def test_native_overlay_only_swaps_tempo_and_loki_for_files() -> None:
     assert set(native["exporters"]) == {"file/traces", "file/logs"}
     assert set(native["service"]) == {"pipelines"}
     out = native["service"]["pipelines"]
-    assert set(out) == {"traces/out", "logs/out"}
+    assert set(out) == {"traces/store", "logs/out"}
     # the same exporter lists (connectors included), with Tempo and Loki swapped for the files
     swap = {"otlp_grpc/tempo": "file/traces", "otlp_http/loki": "file/logs"}
-    for name in ("traces/out", "logs/out"):
+    for name in ("traces/store", "logs/out"):
         assert set(out[name]) == {"exporters"}
         base_exporters = base["service"]["pipelines"][name]["exporters"]
         assert out[name]["exporters"] == [swap.get(e, e) for e in base_exporters], name
-    assert "otlp_grpc/tempo" in base["service"]["pipelines"]["traces/out"]["exporters"]
+    assert base["service"]["pipelines"]["traces/store"]["exporters"] == ["otlp_grpc/tempo"]
+    assert "spanmetrics" in base["service"]["pipelines"]["traces/out"]["exporters"]
     assert "otlp_http/loki" in base["service"]["pipelines"]["logs/out"]["exporters"]
 
 
