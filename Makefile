@@ -63,7 +63,8 @@ tools:
 	@missing=""; { command -v prometheus && command -v promtool; } >/dev/null || missing=" prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v prometheus-node-exporter >/dev/null || command -v node_exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
-	if [ -z "$$missing" ]; then echo "==> prometheus, promtool, alertmanager and node-exporter are installed"; exit 0; fi; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then echo "==> prometheus, promtool, alertmanager, node-exporter and chromium are installed"; exit 0; fi; \
 	command -v apt-get >/dev/null || { echo "error: need$$missing; install Prometheus and Alertmanager, or use Docker (compose/)" >&2; exit 1; }; \
 	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	echo "==> installing$$missing (apt-get)"; \
