@@ -16,7 +16,7 @@ RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench bench-pipeline clean dashboards flavours
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -120,6 +120,11 @@ bench: venv collector tools $(VENV)/.bench-installed
 	@mkdir -p bench/results
 	@for b in bench/bench_*.py; do echo "==> $$b"; $(VPY) $$b || exit 1; done
 	@echo "==> tables in bench/results/"
+
+# The whole pipeline (Collector + sidecar) under load, the anchor at the same load, freshness (~5 min).
+bench-pipeline: venv collector tools
+	@mkdir -p bench/results
+	@$(VPY) bench/bench_pipeline.py
 
 clean: down
 	rm -rf build run .pytest_cache .mypy_cache .ruff_cache
