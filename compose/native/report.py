@@ -572,7 +572,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1340px}
-h1{font-size:22px}h2{font-size:17px;margin-top:28px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}h3{font-size:14px}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:8px}
 .fig{border:1px solid #ddd;border-radius:6px;padding:8px 10px}.fig .label{font-size:12px;color:#555}
 .fig .num{font-size:20px;font-weight:600}
