@@ -31,7 +31,7 @@ UV_VERSION  := 0.13.9
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv lock collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours helm chart-sync chart-test rules
+.PHONY: help venv lock collector tools up down status demo test test-unit test-e2e lint bench bench-pipeline clean dashboards flavours helm chart-sync chart-test rules
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -96,7 +96,8 @@ tools:
 	@missing=""; { command -v prometheus && command -v promtool; } >/dev/null || missing=" prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v prometheus-node-exporter >/dev/null || command -v node_exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
-	if [ -z "$$missing" ]; then echo "==> prometheus, promtool, alertmanager and node-exporter are installed"; exit 0; fi; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then echo "==> prometheus, promtool, alertmanager, node-exporter and chromium are installed"; exit 0; fi; \
 	command -v apt-get >/dev/null || { echo "error: need$$missing; install Prometheus and Alertmanager, or use Docker (compose/)" >&2; exit 1; }; \
 	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	echo "==> installing$$missing (apt-get)"; \
@@ -182,6 +183,11 @@ bench: venv collector tools $(VENV)/.bench-installed
 	@mkdir -p bench/results
 	@for b in bench/bench_*.py; do echo "==> $$b"; $(VPY) $$b || exit 1; done
 	@echo "==> tables in bench/results/"
+
+# The whole pipeline (Collector + sidecar) under load, the anchor at the same load, freshness (~5 min).
+bench-pipeline: venv collector tools
+	@mkdir -p bench/results
+	@$(VPY) bench/bench_pipeline.py
 
 clean: down
 	rm -rf build run .pytest_cache .mypy_cache .ruff_cache

@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[LoadConfig, bool]:
     )
     p.add_argument("--timeout", type=_positive, default=30.0, help="per-request timeout in seconds")
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    p.add_argument("--pii-values-out", default=None, help="write every injected PII value here (JSON lines)")
     args = p.parse_args(argv)
     if args.concurrency < 1:
         p.error("--concurrency must be >= 1")
@@ -68,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[LoadConfig, bool]:
         seed=args.seed,
         feedback_share=args.feedback_share,
         timeout_s=args.timeout,
+        pii_values_path=args.pii_values_out,
     ), args.quiet
 
 

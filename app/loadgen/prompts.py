@@ -107,6 +107,8 @@ def fake_pii(kind: str, rng: random.Random) -> str:
 class Prompt:
     messages: list[dict[str, Any]]
     pii_kinds: tuple[str, ...]
+    # (kind, value) of every injected value, so a check can look for exactly these in the exports
+    pii_values: tuple[tuple[str, str], ...] = ()
 
 
 def make_prompt(rng: random.Random, pii_rate: float) -> Prompt:
@@ -114,11 +116,13 @@ def make_prompt(rng: random.Random, pii_rate: float) -> Prompt:
         code=rng.choice(_CODE), ticket=rng.choice(_TICKETS), purpose=rng.choice(_PURPOSES)
     )
     kinds: tuple[str, ...] = ()
+    values: list[tuple[str, str]] = []
     if rng.random() < pii_rate:
         kinds = tuple(rng.sample(PII_KINDS, rng.randint(1, 2)))
         details = []
         for kind in kinds:
             value = fake_pii(kind, rng)
+            values.append((kind, value))
             details.append(
                 {
                     "email": f"You can reach me at {value}.",
@@ -135,4 +139,4 @@ def make_prompt(rng: random.Random, pii_rate: float) -> Prompt:
         messages.append({"role": "user", "content": rng.choice(_TICKETS)})
         messages.append({"role": "assistant", "content": "Thanks, could you share more details?"})
     messages.append({"role": "user", "content": task})
-    return Prompt(messages=messages, pii_kinds=kinds)
+    return Prompt(messages=messages, pii_kinds=kinds, pii_values=tuple(values))

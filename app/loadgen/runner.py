@@ -32,6 +32,7 @@ class LoadConfig:
     feedback_share: float = 0.0
     timeout_s: float = 30.0
     drain_s: float = 10.0  # how long to wait for in-flight requests after the duration
+    pii_values_path: str | None = None  # JSON lines {"kind", "value"}: every PII value injected
 
 
 @dataclass
@@ -87,6 +88,7 @@ class LoadGenerator:
         self._rng = random.Random(config.seed)
         self._progress = progress
         self._in_flight = 0
+        self._pii_out: TextIO | None = None
 
     async def _one(self, client: httpx.AsyncClient, body: dict[str, Any], key: str | None) -> None:
         headers = {"authorization": f"Bearer {key}"} if key else {}
@@ -150,6 +152,9 @@ class LoadGenerator:
         prompt = make_prompt(rng, cfg.pii_rate)
         if prompt.pii_kinds:
             self.stats.pii_prompts += 1
+        if self._pii_out is not None:
+            for kind, value in prompt.pii_values:
+                self._pii_out.write(json.dumps({"kind": kind, "value": value}) + "\n")
         body: dict[str, Any] = {
             "model": rng.choice(cfg.models),
             "messages": prompt.messages,
@@ -189,6 +194,15 @@ class LoadGenerator:
             slots.release()
 
     async def run(self) -> dict[str, Any]:
+        if self.config.pii_values_path is None:
+            return await self._run()
+        with open(self.config.pii_values_path, "w") as self._pii_out:
+            try:
+                return await self._run()
+            finally:
+                self._pii_out.flush()
+
+    async def _run(self) -> dict[str, Any]:
         cfg = self.config
         slots = asyncio.Semaphore(cfg.concurrency)
         limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)

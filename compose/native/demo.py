@@ -23,6 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import readback
+import report
 import stack
 from readback import attr, exported_log_records, exported_spans
 from sdk_app import SdkApp
@@ -57,6 +58,7 @@ def drive_gateway(settings: stack.Settings, rate: float, duration: float, pii_ra
     ]
     if keys:
         cmd += ["--tenants-keys", ",".join(keys)]
+    cmd += ["--pii-values-out", str(pii_values_path(settings))]
     print(
         f"==> load generator: {rate:g} req/s for {duration:g}s, {pii_rate:.0%} of prompts carry PII",
         flush=True,
@@ -64,6 +66,30 @@ def drive_gateway(settings: stack.Settings, rate: float, duration: float, pii_ra
     result = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     lines = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("{")]
     return dict(json.loads(lines[-1])) if lines else {}
+
+
+def pii_values_path(settings: stack.Settings) -> Path:
+    """Where the load generator lists every PII value it injected, for the report's privacy check."""
+    return settings.run_dir / "loadgen-pii-values.jsonl"
+
+
+def write_report(settings: stack.Settings, load: dict[str, Any], start: float) -> dict[str, Path] | None:
+    files = stack.export_files(settings.run_dir)
+    try:
+        data = report.gather(
+            settings.url("prometheus"),
+            settings.url("prom_exporter"),
+            files["traces"],
+            files["logs"],
+            pii_values_path(settings),
+            start,
+            time.time(),
+            load,
+        )
+        return report.write(data, settings.run_dir)
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        print(f"error: the report could not be written: {exc}", file=sys.stderr)
+        return None
 
 
 def drive_synthetic(settings: stack.Settings, count: int) -> dict[str, Any]:
@@ -204,6 +230,8 @@ def main() -> int:
         return 1
     ok = False
     try:
+        pii_values_path(settings).unlink(missing_ok=True)
+        start = time.time()
         if "app" in settings.services:
             load = drive_gateway(settings, rate, duration, pii_rate)
         else:
@@ -211,6 +239,14 @@ def main() -> int:
         print("==> waiting for the last batches to be exported and scraped", flush=True)
         wait_until_settled(settings)
         ok = summarise(settings, load)
+        paths = write_report(settings, load, start)
+        if paths:
+            leaked = json.loads(paths["json"].read_text())["pii_check"].get("found_in_exports", 0)
+            print(f"==> report: {paths['html']}\n            {paths['md']}\n            {paths['json']}")
+            print(f"    PII values the load generator injected, found in any export: {leaked}")
+            ok = ok and leaked == 0
+        else:
+            ok = False
     finally:
         if keep:
             print(
