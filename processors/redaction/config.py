@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from processors.config_loader import ConfigError
+from processors.redaction.keys import rule_text
 from processors.redaction.patterns import BUILTIN_NAMES
 
 DEFAULT_SECRET_KEYS = [
@@ -33,6 +34,11 @@ DEFAULT_SECRET_KEYS = [
     "credit_card",
     "card_number",
     "private_key",
+    "secret_key",
+    "access_key",
+    "passphrase",
+    "credential",
+    "credentials",
 ]
 
 DEFAULT_ALLOWED_KEYS = [
@@ -117,8 +123,10 @@ class RedactionConfig:
     custom_patterns: list[CustomPattern] = field(default_factory=list)
     """Extra named patterns."""
     secret_keys: list[str] = field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
-    """Attribute keys that name a secret: their value is masked whole, whatever it is. A key matches when it
-    equals an entry or ends with ``.entry`` or ``_entry`` (case-insensitive, ``-`` counts as ``_``)."""
+    """Attribute keys that name a secret: their value is masked whole, whatever it is. Keys and entries are
+    split into words (at separators and case changes, keys.py); a key matches when its last words, joined,
+    equal an entry's words joined: ``password`` matches ``db.password`` and ``userPassword``, ``api_key``
+    matches ``apiKey``, ``X-API-Key`` and ``http.request.header.x-api-key``."""
     extra_secret_keys: list[str] = field(default_factory=list)
     """Added to ``secret_keys`` (so the defaults need not be repeated)."""
     allowed_keys: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED_KEYS))
@@ -152,9 +160,10 @@ class RedactionConfig:
         _check_format(f"{path}.hmac_format", self.hmac_format, {"type", "hmac"}, {"hmac"})
         if not 8 <= self.hmac_length <= 64:
             raise ConfigError(f"{path}.hmac_length", f"must be between 8 and 64, got {self.hmac_length}")
-        for i, key in enumerate(self.secret_keys + self.extra_secret_keys):
-            if not key.strip():
-                raise ConfigError(f"{path}.secret_keys[{i}]", "must not be empty")
+        for name, keys in (("secret_keys", self.secret_keys), ("extra_secret_keys", self.extra_secret_keys)):
+            for i, key in enumerate(keys):
+                if not rule_text(key):
+                    raise ConfigError(f"{path}.{name}[{i}]", f"needs an ASCII letter or digit, got {key!r}")
         names = [p.name for p in self.custom_patterns]
         for i, name in enumerate(names):
             if name in names[:i]:
