@@ -96,25 +96,26 @@ class CustomPattern:
 
 @dataclass
 class RedactionFields:
-    """Which parts of a batch are scanned. Span/log attributes are always scanned when redaction is on."""
+    """Which parts of a batch are scanned. Span, log and metric attributes, span names, log severity text and
+    event names are always scanned when redaction is on."""
 
     span_events: bool = True
-    """Span event attributes (and event names are left alone)."""
+    """Span event names and attributes."""
     span_links: bool = True
     """Span link attributes."""
     span_status: bool = True
     """Span status message."""
     resource_attributes: bool = True
-    """Resource attributes of traces and logs."""
+    """Resource attributes of traces, logs and metrics."""
     scope_attributes: bool = True
-    """Instrumentation scope attributes."""
+    """Instrumentation scope names and attributes."""
     log_body: bool = True
     """Log record bodies (string, kvlist and array bodies, recursively)."""
 
 
 @dataclass
 class RedactionConfig:
-    """PII and secret redaction of spans and log records."""
+    """PII and secret redaction of spans, log records and metrics."""
 
     enabled: bool = True
     """Scan and redact at all."""
@@ -130,7 +131,8 @@ class RedactionConfig:
     extra_secret_keys: list[str] = field(default_factory=list)
     """Added to ``secret_keys`` (so the defaults need not be repeated)."""
     allowed_keys: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED_KEYS))
-    """Attribute keys never touched (exact match)."""
+    """Attribute keys (exact match) whose values are only checked for the high-confidence types (e-mail, card,
+    SSN, IBAN, secrets, custom patterns), not for look-alikes such as phone-like ids."""
     extra_allowed_keys: list[str] = field(default_factory=list)
     """Added to ``allowed_keys``."""
     mode: Literal["placeholder", "hmac"] = "placeholder"
