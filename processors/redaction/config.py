@@ -125,9 +125,10 @@ class RedactionConfig:
     """Extra named patterns."""
     secret_keys: list[str] = field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
     """Attribute keys that name a secret: their value is masked whole, whatever it is. Keys and entries are
-    split into words (at separators and case changes, keys.py); a key matches when its last words, joined,
-    equal an entry's words joined: ``password`` matches ``db.password`` and ``userPassword``, ``api_key``
-    matches ``apiKey``, ``X-API-Key`` and ``http.request.header.x-api-key``."""
+    split into words (at separators and case changes, keys.py); a key matches when its last words are an
+    entry's words, or its last word is them written together: ``password`` matches ``db.password`` and
+    ``userPassword``, ``api_key`` matches ``apiKey``, ``X-API-Key``, ``apikey`` and
+    ``http.request.header.x-api-key``."""
     extra_secret_keys: list[str] = field(default_factory=list)
     """Added to ``secret_keys`` (so the defaults need not be repeated)."""
     allowed_keys: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED_KEYS))

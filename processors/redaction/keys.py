@@ -3,10 +3,10 @@ the Hyperscan patterns that find such a key in raw protobuf bytes written by any
 
 A key is split into words at separators (anything that is not an ASCII letter or digit) and at case and
 digit changes, as identifiers are written: ``clientSecret`` → client, secret; ``X-API-Key`` → x, api, key;
-``http.request.header.authorization`` → …, authorization; ``APIKey`` → api, key. A rule is written the same
-way and compared without its separators (``api_key``, ``apiKey`` and ``apikey`` are one rule). A key is
-secret when its last words, joined, equal a rule: ``db.password``, ``clientSecret``, ``x-api-key`` and
-``AccessToken`` are; ``gen_ai.usage.input_tokens``, ``password_hash`` and ``tokenizer`` are not.
+``http.request.header.authorization`` → …, authorization; ``APIKey`` → api, key. A rule is split the same
+way. A key is secret when its last words are the rule's words (``db.password``, ``clientSecret``,
+``x-api-key``, ``AccessToken``), or its last word is the rule's words written together (``accesstoken``
+for ``access_token``); ``gen_ai.usage.input_tokens``, ``password_hash`` and ``tokenizer`` are not.
 """
 
 from __future__ import annotations
@@ -32,45 +32,26 @@ def rule_text(rule: str) -> str:
 
 class SecretKeyRules:
     def __init__(self, rules: Iterable[str]) -> None:
-        self.rules = frozenset(t for t in map(rule_text, rules) if t)
-        self._longest = max(map(len, self.rules), default=0)
+        self.rules = sorted({tuple(w) for w in map(key_words, rules) if w})
+        self._by_length: dict[int, set[tuple[str, ...]]] = {}
+        for words in self.rules:
+            self._by_length.setdefault(len(words), set()).add(words)
+        self._joined = frozenset("".join(words) for words in self.rules)
 
     def is_secret(self, key: str) -> bool:
-        joined = ""
-        for word in reversed(key_words(key)):
-            joined = word + joined
-            if len(joined) > self._longest:
-                return False
-            if joined in self.rules:
-                return True
-        return False
+        words = key_words(key)
+        if not words:
+            return False
+        if words[-1] in self._joined:
+            return True
+        return any(tuple(words[-n:]) in rules for n, rules in self._by_length.items() if n <= len(words))
 
     def raw_patterns(self) -> list[str]:
-        """Hyperscan patterns (bytes, case-sensitive) that match in the serialized bytes of every key
-        ``is_secret`` accepts, whatever the field order or the length of the key: the rule's letters in
-        order with any separators between them, after a word start. A match ends at the rule's last
-        character; ``may_end_key`` then checks the byte after it."""
-        return [_raw_pattern(rule) for rule in sorted(self.rules)]
-
-
-def _raw_pattern(rule: str) -> str:
-    def any_case(c: str) -> str:
-        return f"[{c.lower()}{c.upper()}]" if c.isalpha() else c
-
-    rest = "".join(f"{_NOT_ALNUM}*{any_case(c)}" for c in rule[1:])
-    first = rule[0]
-    starts = [
-        # after a separator (or the key's length byte when it is not a letter or digit)
-        f"(?:^|{_NOT_ALNUM}){any_case(first)}",
-        # at the very start of the key: its tag (field 1, length-delimited) and length varint
-        f"\\x0a[\\x80-\\xff]{{0,9}}[\\x00-\\x7f]{any_case(first)}",
-    ]
-    if first.isalpha():
-        starts.append(f"[0-9]{any_case(first)}")  # v2Token, v2token
-        starts.append(f"[A-Za-z]{first.upper()}")  # clientSecret, APIKey
-    else:
-        starts.append(f"[A-Za-z]{first}")
-    return "(?:" + "|".join(starts) + ")" + rest
+        """Hyperscan patterns (to be compiled caseless) that match in the serialized bytes of every key
+        ``is_secret`` accepts, whatever the field order or the length of the key: the rule's words in order,
+        with any separators between them. A match ends at the rule's last character; the scanner then checks
+        the byte after it (``key_end_checker``)."""
+        return [f"{_NOT_ALNUM}*".join(re.escape(w) for w in words) for words in self.rules]
 
 
 def _tag_first_bytes(roots: Iterable[Descriptor]) -> frozenset[int]:
