@@ -12,11 +12,22 @@ OCB         := $(GOBIN)/ocb-$(OCB_VERSION)
 MANIFEST    := otel-collector/builder-config.yaml
 COLLECTOR   := build/otelcol-llm
 STAMP       := build/.collector-manifest.sha256
+# Helm (deploy/helm/llm-otel-pipeline), installed from the Go module proxy like ocb; the Prometheus operator's
+# Go module ships the ServiceMonitor/PrometheusRule CRDs the chart tests validate against.
+HELM_VERSION  := v3.22.0
+HELM          := $(GOBIN)/helm-$(HELM_VERSION)
+CHART         := deploy/helm/llm-otel-pipeline
+PROM_OPERATOR := github.com/prometheus-operator/prometheus-operator@v0.85.0
+# What helm's own release build sets (its Makefile): its version, and the Kubernetes version it assumes
+# without a cluster (that of the k8s.io modules it is built with, 1.37), instead of go install's 1.20.
+HELM_LDFLAGS  := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37 \
+  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37
 RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean dashboards flavours helm chart-sync chart-test
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -26,6 +37,10 @@ help:
 	@echo "make tools      install Prometheus, promtool and Alertmanager (Debian packages)"
 	@echo "make up / down  start / stop the native stack (RUN_DIR=$(RUN_DIR))"
 	@echo "make bench      run every benchmark in bench/, tables in bench/results/"
+	@echo "make dashboards regenerate compose/grafana/dashboards/ from compose/grafana/src/ (grafana-foundation-sdk)"
+	@echo "make helm       install helm $(HELM_VERSION) (go install) and the chart tests' schema packages"
+	@echo "make chart-sync copy rules, dashboards, datasources and Collector config into $(CHART)/files/"
+	@echo "make chart-test helm lint + render/schema/otelcol-validate tests of $(CHART)"
 
 # --- Python --------------------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml
@@ -61,11 +76,33 @@ collector:
 tools:
 	@missing=""; { command -v prometheus && command -v promtool; } >/dev/null || missing=" prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
-	if [ -z "$$missing" ]; then echo "==> prometheus, promtool and alertmanager are installed"; exit 0; fi; \
+	command -v prometheus-node-exporter >/dev/null || command -v node_exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
+	if [ -z "$$missing" ]; then echo "==> prometheus, promtool, alertmanager and node-exporter are installed"; exit 0; fi; \
 	command -v apt-get >/dev/null || { echo "error: need$$missing; install Prometheus and Alertmanager, or use Docker (compose/)" >&2; exit 1; }; \
 	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	echo "==> installing$$missing (apt-get)"; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+# --- Helm chart (deploy/helm) --------------------------------------------------------------------
+$(VENV)/.deploy-installed: $(VENV)/.installed
+	@echo "==> installing kubernetes-validate (Kubernetes API schemas for the chart tests)"
+	@$(VPY) -m pip install -q 'kubernetes-validate==1.37.0'
+	@touch $@
+
+helm: venv $(VENV)/.deploy-installed
+	@command -v $(GO) >/dev/null || { echo "error: Go is needed to install helm $(HELM_VERSION) (go install)" >&2; exit 1; }
+	@if [ ! -x $(HELM) ]; then echo "==> installing helm $(HELM_VERSION) (go install, a few minutes cold)"; \
+	  GOFLAGS= $(GO) install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) && mv $(GOBIN)/helm $(HELM) || exit 1; fi
+	@cd / && GOFLAGS=-mod=mod $(GO) mod download $(PROM_OPERATOR)
+	@echo "==> helm $(HELM_VERSION) at $(HELM)"
+
+chart-sync:
+	@$(PYTHON) deploy/helm/sync_chart_files.py
+
+chart-test: helm collector
+	@echo "==> helm lint"; $(HELM) lint $(CHART) --strict --kube-version 1.34.0 >/dev/null
+	@$(PYTHON) deploy/helm/sync_chart_files.py --check
+	@HELM_BIN=$(HELM) $(VPY) -m pytest tests/deploy -m "not e2e and not load" -q -p no:cacheprovider
 
 # --- the native stack ----------------------------------------------------------------------------
 up: venv collector tools
@@ -81,23 +118,33 @@ status:
 demo: venv collector tools
 	@RUN_DIR=$(RUN_DIR) $(VPY) compose/native/demo.py
 
+# --- Grafana dashboards as code (compose/grafana/src/ -> compose/grafana/dashboards/) ---------------
+dashboards: venv
+	@$(VPY) compose/grafana/src/build.py
+
 # --- quality -------------------------------------------------------------------------------------
 lint: venv
-	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose
-	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py
+	@echo "==> ruff"; $(VENV)/bin/ruff check app processors tests bench compose deploy
+	@echo "==> mypy"; $(VENV)/bin/mypy app processors compose/native tests/e2e tests/instrumentations tests/stack_support.py tests/test_stack_settings.py tests/test_compose_files.py tests/dashboards tests/deploy deploy/helm
+	@echo "==> mypy (dashboards)"; cd compose/grafana/src && $(CURDIR)/$(VENV)/bin/mypy --strict .
 	@echo "==> promtool"; promtool check config compose/prometheus/prometheus.yml >/dev/null && \
 	  promtool check rules compose/prometheus/rules/*.yml >/dev/null && \
 	  promtool test rules compose/prometheus/tests/*.yml
+	@echo "==> chart files"; $(PYTHON) deploy/helm/sync_chart_files.py --check
 
-test-unit: venv
+test-unit: venv helm
 	@echo "==> unit tests"; $(VPY) -m pytest -m "not e2e and not load" -q -p no:cacheprovider
 
-test-e2e: venv collector tools
+test-e2e: venv collector tools flavours
 	@echo "==> end-to-end and load tests (real Collector, Prometheus, sidecar, gateway)"; \
 	  $(VPY) -m pytest -m "e2e or load" -q -p no:cacheprovider
 
+# The GenAI instrumentation flavours the e2e tests run (each in its own venv under build/flavours/, from PyPI).
+flavours: venv
+	@$(VPY) tests/instrumentations/flavours.py >/dev/null
+
 # Everything CI runs, in this order: lint, fast tests, then the end-to-end and load group.
-test: venv collector tools lint test-unit test-e2e
+test: venv collector tools helm lint test-unit test-e2e
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	@echo "==> installing the bench extra (presidio-analyzer, for the PII accuracy comparison)"

@@ -138,8 +138,6 @@ class ExportForwarder:
         telemetry = self._telemetry
         telemetry.process_duration.record(time.perf_counter() - t0, self._attrs)
         telemetry.items_received.add(processed.items, self._attrs)
-        if processed.record_metrics is not None:
-            processed.record_metrics(telemetry)
 
         timeout = self._config.forward_timeout_seconds
         remaining = context.time_remaining()
@@ -179,6 +177,10 @@ class ExportForwarder:
                 context, code, "downstream_rejected", f"Collector rejected the batch ({code.name}: {details})"
             )
         telemetry.forward_duration.record(time.perf_counter() - t1, self._attrs)
+        # Cost, token and redaction counters count what was forwarded, once: a batch the Collector retries
+        # after a failed forward is not counted twice (the counter equals the sum over the exported spans).
+        if processed.record_metrics is not None:
+            processed.record_metrics(telemetry)
         telemetry.items_forwarded.add(processed.items, self._attrs)
         telemetry.batches.add(1, {"signal": self.signal, "outcome": "forwarded"})
         telemetry.forwarded(self.signal)

@@ -10,10 +10,12 @@ from typing import Protocol, cast
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from processors.config import SidecarConfig
-from processors.cost.enrichment import CostStats, merge_costs, price_spans
+from processors.cost.enrichment import CostStats, merge_costs, price_spans, rewrite_spans
 from processors.cost.prices import PriceBook
+from processors.cost.usage import USAGE_MARKERS
 from processors.forwarding import Processed, parse_or_reject
 from processors.redaction.scanner import PiiScanner
 from processors.redaction.walk import (
@@ -35,7 +37,6 @@ TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 METRICS_METHOD = f"/{METRICS_SERVICE}/Export"
-_USAGE_MARKER = b"gen_ai.usage."
 TRACE_STRING_TAGS = string_tag_bytes(ExportTraceServiceRequest.DESCRIPTOR)
 LOG_STRING_TAGS = string_tag_bytes(ExportLogsServiceRequest.DESCRIPTOR)
 METRIC_STRING_TAGS = string_tag_bytes(ExportMetricsServiceRequest.DESCRIPTOR)
@@ -87,21 +88,34 @@ class Pipeline:
         regions = _LazyIndex(raw)
         cost: CostStats | None = None
         additions: dict[Key, bytes] = {}
+        rewritten: dict[Key, AnyValue | None] = {}
         redaction: RedactionStats | None = None
-        if self.config.cost.enabled and _USAGE_MARKER in raw:
-            cost, additions = price_spans(request, self.prices, regions.items_containing(_USAGE_MARKER))
+        markers = [m for m in USAGE_MARKERS if m in raw] if self.config.cost.enabled else []
+        if markers:
+            priced = price_spans(
+                request, self.prices, regions.items_containing(markers), self.config.cost.max_tokens_per_span
+            )
+            cost, additions, rewritten = priced.stats, priced.additions, priced.rewritten
         merged: set[Key] = set()
         if self.config.redaction.enabled:
             hits = self.scanner.scan_raw(raw, TRACE_STRING_TAGS)
             if hits:
                 only = regions.hit(hits)
-                # the spans about to be walked get their cost attributes first, as if both ran on the message
-                merged = set(additions) if only is None else additions.keys() & only.keys()
+                # the spans about to be walked get their cost attributes first, as if both ran on the message;
+                # not the rewritten ones: the walk finds attributes by their received position, which the
+                # rewrite changes (their additions are merged after it)
+                merged = (
+                    set(additions) if only is None else additions.keys() & only.keys()
+                ) - rewritten.keys()
                 merge_costs(request, additions, merged)
                 redaction = redact_traces(request, self.scanner, self.config.redaction, only)
-        if not additions and (redaction is None or not redaction.changed):
+        if not additions and not rewritten and (redaction is None or not redaction.changed):
             return None, items, cost, redaction  # forwarded as received: no re-serialisation
-        changed = redaction.regions if redaction is not None else set()
+        changed = (redaction.regions if redaction is not None else set()) | rewritten.keys()
+        # a rewritten span is serialised whole, so its cost attributes must be in the parsed message
+        rewrite_spans(request, rewritten)
+        merge_costs(request, additions, rewritten.keys())
+        merged |= rewritten.keys()
         new = {key: message_at(request, key).SerializeToString() for key in changed}
         payload = regions.splice(new, {key: wire for key, wire in additions.items() if key not in new})
         if payload is None:  # not indexable: re-serialise the whole batch, with every cost attribute in it
@@ -206,13 +220,19 @@ class _LazyIndex:
         except wire_index.WireError:
             return None
 
-    def items_containing(self, needle: bytes) -> set[Key] | None:
-        """The ITEM keys of every span/log record whose bytes contain ``needle``."""
+    def items_containing(self, needles: list[bytes]) -> set[Key] | None:
+        """The ITEM keys of every span/log record whose bytes contain one of ``needles``."""
         idx = self._get()
         if idx is None:
             return None
         raw = self._raw
         found: set[Key] = set()
+        for needle in needles:
+            self._items_with(raw, idx, needle, found)
+        return found
+
+    @staticmethod
+    def _items_with(raw: bytes, idx: wire_index.WireIndex, needle: bytes, found: set[Key]) -> None:
         pos = raw.find(needle)
         while pos >= 0:
             i = idx.position_at(pos)
@@ -223,7 +243,6 @@ class _LazyIndex:
             if region.kind == wire_index.ITEM:
                 found.add(region)
             pos = raw.find(needle, idx.ends[i])  # one hit per region is enough
-        return found
 
 
 def _metrics_recorder(
@@ -239,7 +258,16 @@ def _metrics_recorder(
         if cost is not None:
             for (provider, model), group in cost.cost_by_model.items():
                 telemetry.add_cost(provider, model, group.total, group.trace_id, group.span_id)
-            for model, count in cost.unpriced_by_model.items():
-                telemetry.unpriced.add(count, {"gen_ai.response.model": model})
+            for (model, reason), count in cost.unpriced_by_reason.items():
+                telemetry.unpriced.add(count, {"gen_ai.response.model": model, "reason": reason})
+            for (provider, model, token_type), count in cost.tokens.items():
+                telemetry.tokens.add(
+                    count,
+                    {
+                        "gen_ai.provider.name": provider,
+                        "gen_ai.response.model": model,
+                        "gen_ai.token.type": token_type,
+                    },
+                )
 
     return record

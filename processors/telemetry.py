@@ -28,6 +28,7 @@ PROCESS_DURATION = "sidecar.process.duration"
 REDACTIONS = "sidecar.redactions"
 GENAI_COST = "sidecar.gen_ai.cost"
 GENAI_UNPRICED = "sidecar.gen_ai.unpriced_spans"
+GENAI_TOKENS = "sidecar.gen_ai.tokens"
 LAST_FORWARD = "sidecar.forward.last_success"
 
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -47,7 +48,16 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Cost of priced GenAI spans; exemplars carry the trace id of the costliest span",
         ("gen_ai.provider.name", "gen_ai.response.model"),
     ),
-    GENAI_UNPRICED: ("{span}", "GenAI spans with usage whose model has no price", ("gen_ai.response.model",)),
+    GENAI_UNPRICED: (
+        "{span}",
+        "GenAI spans exported as unpriced (unknown model, invalid usage…), by reason",
+        ("gen_ai.response.model", "reason"),
+    ),
+    GENAI_TOKENS: (
+        "{token}",
+        "Tokens of the priced GenAI spans, by type (input, output, cache_read, cache_write, reasoning)",
+        ("gen_ai.provider.name", "gen_ai.response.model", "gen_ai.token.type"),
+    ),
     LAST_FORWARD: ("s", "Unix time of the last successful forward (for silence alerts)", ("signal",)),
 }
 
@@ -91,6 +101,7 @@ class Telemetry:
         self.redactions = meter.create_counter(REDACTIONS, *METRICS[REDACTIONS][:2])
         self.cost = meter.create_counter(GENAI_COST, *METRICS[GENAI_COST][:2])
         self.unpriced = meter.create_counter(GENAI_UNPRICED, *METRICS[GENAI_UNPRICED][:2])
+        self.tokens = meter.create_counter(GENAI_TOKENS, *METRICS[GENAI_TOKENS][:2])
         self._last_forward: dict[str, float] = {}
         self._lock = threading.Lock()
         meter.create_observable_gauge(

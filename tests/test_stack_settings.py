@@ -30,7 +30,9 @@ def test_a_bad_port_names_its_variable(value: str) -> None:
 
 
 def test_sidecar_can_be_bypassed_and_the_collector_loops_to_itself(tmp_path: Path) -> None:
-    settings = stack.Settings.from_env({"RUN_DIR": str(tmp_path), "STACK_SIDECAR": "0", "STACK_APP": "no"})
+    settings = stack.Settings.from_env(
+        {"RUN_DIR": str(tmp_path), "STACK_SIDECAR": "0", "STACK_APP": "no", "STACK_NODE_EXPORTER": "off"}
+    )
     assert settings.services == ["alertmanager", "prometheus", "collector"]
     assert "bypassed" in settings.describe()["sidecar"]
 
@@ -46,3 +48,16 @@ def test_prometheus_config_is_rendered_with_loopback_targets(tmp_path: Path) -> 
     assert "127.0.0.1:18889" in text
     assert "otel-collector:" not in text and "alertmanager:9093" not in text
     assert str(stack.REPO / "compose" / "prometheus" / "rules") in text
+
+
+def test_node_exporter_runs_first_when_installed(tmp_path: Path) -> None:
+    exporter = tmp_path / "prometheus-node-exporter"
+    exporter.write_text("#!/bin/sh\n")
+    exporter.chmod(0o755)
+    env = {"RUN_DIR": str(tmp_path), "NODE_EXPORTER_BIN": str(exporter)}
+    assert stack.Settings.from_env(env).services[0] == "node_exporter"
+    assert stack.Settings.from_env({**env, "NODE_EXPORTER_PORT": "19100"}).ports["node_exporter"] == 19100
+    assert "node_exporter" not in stack.Settings.from_env({**env, "STACK_NODE_EXPORTER": "0"}).services
+    missing = {**env, "NODE_EXPORTER_BIN": str(tmp_path / "nope"), "STACK_NODE_EXPORTER": "1"}
+    with pytest.raises(stack.StackError, match="make tools"):
+        stack.Settings.from_env(missing)

@@ -46,6 +46,9 @@ PORTS: dict[str, tuple[str, int]] = {
     "app": ("APP_PORT", 8000),
     "prometheus": ("PROMETHEUS_PORT", 9090),
     "alertmanager": ("ALERTMANAGER_PORT", 9093),
+    "node_exporter": ("NODE_EXPORTER_PORT", 9100),
+    # no dcgm-exporter runs natively (no GPU); Prometheus scrapes whatever listens here (tests serve a sample)
+    "dcgm_exporter": ("DCGM_EXPORTER_PORT", 9400),
 }
 
 
@@ -73,6 +76,10 @@ class Settings:
         sidecar_enabled = _flag(env, "STACK_SIDECAR", default=(REPO / "processors" / "__main__.py").exists())
         app_enabled = _flag(env, "STACK_APP", default=(REPO / "app" / "__main__.py").exists())
         services = ["alertmanager", "prometheus", "collector"]
+        if _flag(env, "STACK_NODE_EXPORTER", default=_node_exporter_bin(env) is not None):
+            if _node_exporter_bin(env) is None:
+                raise StackError("STACK_NODE_EXPORTER is on but no prometheus-node-exporter: make tools")
+            services.insert(0, "node_exporter")
         if sidecar_enabled:
             services.append("sidecar")
         if app_enabled:
@@ -126,6 +133,14 @@ def _which(var: str, *names: str, hint: str) -> str:
         if found:
             return found
     raise StackError(f"{' / '.join(names)} not found on PATH; {hint}")
+
+
+def _node_exporter_bin(env: Mapping[str, str]) -> str | None:
+    """Debian's prometheus-node-exporter (`make tools`); the stack runs without it when it is missing."""
+    explicit = env.get("NODE_EXPORTER_BIN")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    return shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 
 
 def export_files(run_dir: Path) -> dict[str, Path]:
@@ -199,6 +214,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     demo_config = REPO / "app" / "demo-config.yaml"
     if "GATEWAY_CONFIG" not in env and demo_config.exists():
         env["GATEWAY_CONFIG"] = str(demo_config)
+    env["NODE_EXPORTER_BIN"] = _node_exporter_bin(env) or "prometheus-node-exporter"
     sidecar = p["sidecar" if settings.sidecar_enabled else "internal_otlp"]
     env.update(collector_env(p, settings.run_dir, sidecar_port=sidecar))
     for name, (var, _) in PORTS.items():
@@ -217,6 +233,8 @@ def render_prometheus_config(settings: Settings) -> Path:
         "otel-collector:8888": p["collector_telemetry"],
         "alertmanager:9093": p["alertmanager"],
         "prometheus:9090": p["prometheus"],
+        "node-exporter:9100": p["node_exporter"],
+        "dcgm-exporter:9400": p["dcgm_exporter"],
     }.items():
         if docker_addr not in text:
             raise StackError(f"{PROMETHEUS_CONF} no longer mentions {docker_addr}; update stack.py")
@@ -259,6 +277,7 @@ def readiness(settings: Settings) -> dict[str, tuple[Callable[[], bool], str]]:
     return {
         "alertmanager": (lambda: _http_ok(p["alertmanager"], "/-/ready"), settings.url("alertmanager")),
         "prometheus": (lambda: _http_ok(p["prometheus"], "/-/ready"), settings.url("prometheus")),
+        "node_exporter": (lambda: _http_ok(p["node_exporter"], "/metrics"), settings.url("node_exporter")),
         "collector": (
             lambda: _http_ok(p["health_check"], "/"),
             f"OTLP grpc 127.0.0.1:{p['otlp_grpc']} http {settings.url('otlp_http')}",
@@ -299,7 +318,12 @@ def _log_tail(settings: Settings, service: str, lines: int = 25) -> str:
 
 def _check_ports_free(settings: Settings) -> None:
     # the sidecar's and gateway's ports matter only when they run
-    optional = {"sidecar": settings.sidecar_enabled, "app": "app" in settings.services}
+    optional = {
+        "sidecar": settings.sidecar_enabled,
+        "app": "app" in settings.services,
+        "node_exporter": "node_exporter" in settings.services,
+        "dcgm_exporter": False,  # only scraped, never started here
+    }
     for name in sorted(PORTS):
         port = settings.ports[name]
         if optional.get(name, True) and not port_free(port):

@@ -74,8 +74,16 @@ class CostConfig:
     """Extra semconv-provider → price-table-provider entries; they extend and win over the built-in map."""
     price_cache_ttl_seconds: float = 3600.0
     """How long a resolved (provider, model) price stays cached; time-conditional prices refresh after it."""
+    max_tokens_per_span: int = 100_000_000
+    """A token count above this is absurd (the largest context windows are ~10M tokens): the span is
+    ``unpriced`` with reason ``too_many_tokens`` instead of poisoning the cost counter."""
 
     def validate(self, path: str) -> None:
+        if isinstance(self.max_tokens_per_span, bool) or not 1 <= self.max_tokens_per_span <= 10**15:
+            raise ConfigError(
+                f"{path}.max_tokens_per_span",
+                f"must be an integer in 1..10^15, got {self.max_tokens_per_span!r}",
+            )
         if not math.isfinite(self.price_cache_ttl_seconds) or self.price_cache_ttl_seconds <= 0:
             raise ConfigError(f"{path}.price_cache_ttl_seconds", "must be a positive number")
         for key, value in self.provider_map.items():

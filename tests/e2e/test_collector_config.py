@@ -53,12 +53,15 @@ def test_native_overlay_only_swaps_tempo_and_loki_for_files() -> None:
     assert set(native["exporters"]) == {"file/traces", "file/logs"}
     assert set(native["service"]) == {"pipelines"}
     out = native["service"]["pipelines"]
-    assert out == {
-        "traces/out": {"exporters": ["file/traces", "spanmetrics"]},
-        "logs/out": {"exporters": ["file/logs"]},
-    }
-    assert base["service"]["pipelines"]["traces/out"]["exporters"] == ["otlp_grpc/tempo", "spanmetrics"]
-    assert base["service"]["pipelines"]["logs/out"]["exporters"] == ["otlp_http/loki"]
+    assert set(out) == {"traces/out", "logs/out"}
+    # the same exporter lists (connectors included), with Tempo and Loki swapped for the files
+    swap = {"otlp_grpc/tempo": "file/traces", "otlp_http/loki": "file/logs"}
+    for name in ("traces/out", "logs/out"):
+        assert set(out[name]) == {"exporters"}
+        base_exporters = base["service"]["pipelines"][name]["exporters"]
+        assert out[name]["exporters"] == [swap.get(e, e) for e in base_exporters], name
+    assert "otlp_grpc/tempo" in base["service"]["pipelines"]["traces/out"]["exporters"]
+    assert "otlp_http/loki" in base["service"]["pipelines"]["logs/out"]["exporters"]
 
 
 def test_every_exporter_leaving_the_process_has_retry_and_a_persistent_queue() -> None:

@@ -63,8 +63,11 @@ def test_metrics_and_cost_exemplar(sink: Sink) -> None:
     assert [e.trace_id for e in cost.exemplars] == [int.from_bytes(trace_id, "big")]
     (unpriced_point,) = points[names.GENAI_UNPRICED]
     assert (
-        unpriced_point.attributes == {"gen_ai.response.model": "no-such-model"} and unpriced_point.value == 1
+        unpriced_point.attributes == {"gen_ai.response.model": "no-such-model", "reason": "unknown_model"}
+        and unpriced_point.value == 1
     )
+    tokens = {p.attributes["gen_ai.token.type"]: p.value for p in points[names.GENAI_TOKENS]}
+    assert tokens == {"input": 1_000_000, "output": 0}
     (last,) = points[names.LAST_FORWARD]
     assert last.value > 1_700_000_000
     provider.shutdown()
