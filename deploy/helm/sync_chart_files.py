@@ -33,7 +33,8 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror("otel-collector", "config.ingest-auth.yaml", "files/otel-collector"),
     Mirror("compose/prometheus/rules", "*.yml", "files/prometheus/rules"),
     Mirror("compose/prometheus/rules", "*.yaml", "files/prometheus/rules"),
-    Mirror("compose/grafana/dashboards", "*.json", "files/grafana/dashboards"),
+    # the generated dashboards live in one sub-folder per Grafana folder; the chart holds them flat
+    Mirror("compose/grafana/dashboards", "**/*.json", "files/grafana/dashboards"),
     Mirror("compose/grafana/provisioning/datasources", "*.yaml", "files/grafana/datasources"),
 )
 

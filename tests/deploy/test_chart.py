@@ -278,7 +278,7 @@ def test_one_dashboard_configmap_per_compose_dashboard(tmp_path: Path) -> None:
     real = [
         d for d in find(render(), "ConfigMap") if d["metadata"].get("labels", {}).get("grafana_dashboard")
     ]
-    assert len(real) == len(sorted((REPO / "compose/grafana/dashboards").glob("*.json")))
+    assert len(real) == len(sorted((REPO / "compose/grafana/dashboards").glob("**/*.json")))
 
 
 def test_datasources_are_compose_datasources_with_cluster_urls() -> None:
