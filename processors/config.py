@@ -47,7 +47,7 @@ class SidecarConfig:
     cost: CostConfig = field(default_factory=CostConfig)
     """Token cost enrichment (traces)."""
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
-    """PII redaction (traces and logs)."""
+    """PII redaction (traces, logs and metrics)."""
 
     def price_overrides(self) -> list[ModelPriceOverride]:
         """Inline overrides followed by those of ``cost.overrides_file``."""

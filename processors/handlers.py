@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Protocol, cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -17,7 +18,14 @@ from processors.cost.prices import PriceBook
 from processors.cost.usage import USAGE_MARKERS
 from processors.forwarding import Processed, parse_or_reject
 from processors.redaction.scanner import PiiScanner
-from processors.redaction.walk import FieldsHit, RedactionStats, message_at, redact_logs, redact_traces
+from processors.redaction.walk import (
+    FieldsHit,
+    RedactionStats,
+    message_at,
+    redact_logs,
+    redact_metrics,
+    redact_traces,
+)
 from processors.telemetry import Telemetry
 from processors.wire import index as wire_index
 from processors.wire import splice as wire_splice
@@ -27,8 +35,11 @@ TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+METRICS_METHOD = f"/{METRICS_SERVICE}/Export"
 TRACE_STRING_TAGS = string_tag_bytes(ExportTraceServiceRequest.DESCRIPTOR)
 LOG_STRING_TAGS = string_tag_bytes(ExportLogsServiceRequest.DESCRIPTOR)
+METRIC_STRING_TAGS = string_tag_bytes(ExportMetricsServiceRequest.DESCRIPTOR)
 
 
 Parts = tuple[bytes | None, int, CostStats | None, RedactionStats | None]
@@ -48,6 +59,8 @@ class Processor(Protocol):
 
     def process_logs(self, raw: bytes, timeout: float | None = None) -> Processed: ...
 
+    def process_metrics(self, raw: bytes, timeout: float | None = None) -> Processed: ...
+
 
 class Pipeline:
     """Processors built once from the validated config (building them can raise ConfigError)."""
@@ -62,6 +75,9 @@ class Pipeline:
 
     def process_logs(self, raw: bytes, timeout: float | None = None) -> Processed:
         return processed_from_parts("logs", raw, self.log_parts(raw))
+
+    def process_metrics(self, raw: bytes, timeout: float | None = None) -> Processed:
+        return processed_from_parts("metrics", raw, self.metric_parts(raw))
 
     def trace_parts(self, raw: bytes) -> Parts:
         request = cast(
@@ -126,6 +142,33 @@ class Pipeline:
                         payload = request.SerializeToString()
                     return payload, items, None, redaction
         return None, items, None, redaction
+
+    def metric_parts(self, raw: bytes) -> Parts:
+        """Metrics are only redacted (what Prometheus would make labels of), with the same rules as spans."""
+        request = cast(
+            ExportMetricsServiceRequest,
+            parse_or_reject(ExportMetricsServiceRequest.FromString, raw, "ExportMetricsServiceRequest"),
+        )
+        items = sum(
+            _data_points(m) for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        )
+        if not self.config.redaction.enabled:
+            return None, items, None, None
+        hits = self.scanner.scan_raw(raw, METRIC_STRING_TAGS)
+        if not hits:
+            return None, items, None, None
+        regions = _LazyIndex(raw)
+        redaction = redact_metrics(request, self.scanner, self.config.redaction, regions.hit(hits))
+        if not redaction.changed:
+            return None, items, None, redaction
+        new = {key: message_at(request, key).SerializeToString() for key in redaction.regions}
+        payload = regions.splice(new, {})
+        return (request.SerializeToString() if payload is None else payload), items, None, redaction
+
+
+def _data_points(metric: object) -> int:
+    kind = metric.WhichOneof("data")  # type: ignore[attr-defined]
+    return 0 if kind is None else len(getattr(metric, kind).data_points)
 
 
 class _LazyIndex:

@@ -15,7 +15,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from processors.config import SidecarConfig
 from processors.forwarding import ExportForwarder
-from processors.handlers import LOGS_METHOD, LOGS_SERVICE, TRACE_METHOD, TRACE_SERVICE, Processor
+from processors.handlers import (
+    LOGS_METHOD,
+    LOGS_SERVICE,
+    METRICS_METHOD,
+    METRICS_SERVICE,
+    TRACE_METHOD,
+    TRACE_SERVICE,
+    Processor,
+)
 from processors.telemetry import Telemetry
 
 log = logging.getLogger("processors.server")
@@ -65,6 +73,7 @@ def start_server(
         for service, method, name, process in (
             (TRACE_SERVICE, TRACE_METHOD, "traces", pipeline.process_traces),
             (LOGS_SERVICE, LOGS_METHOD, "logs", pipeline.process_logs),
+            (METRICS_SERVICE, METRICS_METHOD, "metrics", pipeline.process_metrics),
         )
     }
     server = grpc.server(

@@ -32,8 +32,12 @@ GENAI_TOKENS = "sidecar.gen_ai.tokens"
 LAST_FORWARD = "sidecar.forward.last_success"
 
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    ITEMS_RECEIVED: ("{item}", "Spans or log records received", ("signal",)),
-    ITEMS_FORWARDED: ("{item}", "Spans or log records forwarded and acknowledged downstream", ("signal",)),
+    ITEMS_RECEIVED: ("{item}", "Spans, log records or metric data points received", ("signal",)),
+    ITEMS_FORWARDED: (
+        "{item}",
+        "Spans, log records or metric data points forwarded and acknowledged downstream",
+        ("signal",),
+    ),
     BATCHES: ("{batch}", "Export requests handled, by outcome", ("signal", "outcome")),
     FORWARD_ERRORS: ("{error}", "Requests not forwarded, by kind", ("signal", "kind")),
     FORWARD_DURATION: ("s", "Duration of the forward to the Collector", ("signal",)),

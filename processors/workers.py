@@ -57,6 +57,8 @@ def _run(signal_name: str, raw: bytes) -> Parts:
     assert _pipeline is not None
     if signal_name == "traces":
         return _pipeline.trace_parts(raw)
+    if signal_name == "metrics":
+        return _pipeline.metric_parts(raw)
     return _pipeline.log_parts(raw)
 
 
@@ -160,6 +162,9 @@ class WorkerPool:
 
     def process_logs(self, raw: bytes, timeout: float | None = None) -> Processed:
         return self._process("logs", raw, timeout)
+
+    def process_metrics(self, raw: bytes, timeout: float | None = None) -> Processed:
+        return self._process("metrics", raw, timeout)
 
     def _process(self, signal_name: str, raw: bytes, timeout: float | None) -> Processed:
         pool = self._pool

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from processors.config_loader import ConfigError
+from processors.redaction.keys import rule_text
 from processors.redaction.patterns import BUILTIN_NAMES
 
 DEFAULT_SECRET_KEYS = [
@@ -33,6 +34,11 @@ DEFAULT_SECRET_KEYS = [
     "credit_card",
     "card_number",
     "private_key",
+    "secret_key",
+    "access_key",
+    "passphrase",
+    "credential",
+    "credentials",
 ]
 
 DEFAULT_ALLOWED_KEYS = [
@@ -90,25 +96,26 @@ class CustomPattern:
 
 @dataclass
 class RedactionFields:
-    """Which parts of a batch are scanned. Span/log attributes are always scanned when redaction is on."""
+    """Which parts of a batch are scanned. Span, log and metric attributes, span names, log severity text and
+    event names are always scanned when redaction is on."""
 
     span_events: bool = True
-    """Span event attributes (and event names are left alone)."""
+    """Span event names and attributes."""
     span_links: bool = True
     """Span link attributes."""
     span_status: bool = True
     """Span status message."""
     resource_attributes: bool = True
-    """Resource attributes of traces and logs."""
+    """Resource attributes of traces, logs and metrics."""
     scope_attributes: bool = True
-    """Instrumentation scope attributes."""
+    """Instrumentation scope names and attributes."""
     log_body: bool = True
     """Log record bodies (string, kvlist and array bodies, recursively)."""
 
 
 @dataclass
 class RedactionConfig:
-    """PII and secret redaction of spans and log records."""
+    """PII and secret redaction of spans, log records and metrics."""
 
     enabled: bool = True
     """Scan and redact at all."""
@@ -117,12 +124,16 @@ class RedactionConfig:
     custom_patterns: list[CustomPattern] = field(default_factory=list)
     """Extra named patterns."""
     secret_keys: list[str] = field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
-    """Attribute keys that name a secret: their value is masked whole, whatever it is. A key matches when it
-    equals an entry or ends with ``.entry`` or ``_entry`` (case-insensitive, ``-`` counts as ``_``)."""
+    """Attribute keys that name a secret: their value is masked whole, whatever it is. Keys and entries are
+    split into words (at separators and case changes, keys.py); a key matches when its last words are an
+    entry's words, or its last word is them written together: ``password`` matches ``db.password`` and
+    ``userPassword``, ``api_key`` matches ``apiKey``, ``X-API-Key``, ``apikey`` and
+    ``http.request.header.x-api-key``."""
     extra_secret_keys: list[str] = field(default_factory=list)
     """Added to ``secret_keys`` (so the defaults need not be repeated)."""
     allowed_keys: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED_KEYS))
-    """Attribute keys never touched (exact match)."""
+    """Attribute keys (exact match) whose values are only checked for the high-confidence types (e-mail, card,
+    SSN, IBAN, secrets, custom patterns), not for look-alikes such as phone-like ids."""
     extra_allowed_keys: list[str] = field(default_factory=list)
     """Added to ``allowed_keys``."""
     mode: Literal["placeholder", "hmac"] = "placeholder"
@@ -152,9 +163,10 @@ class RedactionConfig:
         _check_format(f"{path}.hmac_format", self.hmac_format, {"type", "hmac"}, {"hmac"})
         if not 8 <= self.hmac_length <= 64:
             raise ConfigError(f"{path}.hmac_length", f"must be between 8 and 64, got {self.hmac_length}")
-        for i, key in enumerate(self.secret_keys + self.extra_secret_keys):
-            if not key.strip():
-                raise ConfigError(f"{path}.secret_keys[{i}]", "must not be empty")
+        for name, keys in (("secret_keys", self.secret_keys), ("extra_secret_keys", self.extra_secret_keys)):
+            for i, key in enumerate(keys):
+                if not rule_text(key):
+                    raise ConfigError(f"{path}.{name}[{i}]", f"needs an ASCII letter or digit, got {key!r}")
         names = [p.name for p in self.custom_patterns]
         for i, name in enumerate(names):
             if name in names[:i]:

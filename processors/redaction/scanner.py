@@ -14,19 +14,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import hyperscan
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from processors.config_loader import ConfigError
 from processors.redaction import validators as pii_validators
 from processors.redaction.config import RedactionConfig
+from processors.redaction.keys import SecretKeyRules, key_end_checker
 from processors.redaction.patterns import (
     BUILTIN_TYPES,
     RAW_DIGIT_RUN,
     RAW_TRIGGER_OVERRIDES,
+    SECRET_TYPES,
     TRIGGERS,
     PiiType,
 )
 
 SECRET_LABEL = "SECRET"
+HIGH_CONFIDENCE_TYPES = frozenset({"email", "credit_card", "us_ssn", "iban"})
+NUMBER_TYPES = frozenset({"credit_card", "phone"})  # what an integer attribute can be
 
 KEY_PLAIN, KEY_SECRET, KEY_ALLOWED = 0, 1, 2
 
@@ -82,32 +89,24 @@ class PiiScanner:
                     t.context_ok,
                 )
             )
+        names = [d.name for d in self.detectors]
+        custom = {p.name for p in config.custom_patterns}
+        self.high_confidence_ids = frozenset(
+            i for i, n in enumerate(names) if n in HIGH_CONFIDENCE_TYPES or n in SECRET_TYPES or n in custom
+        )
+        # ^ the detectors that also apply under allow-listed keys: a match is PII whatever key holds it
+        self._number_ids = [i for i, n in enumerate(names) if n in NUMBER_TYPES]
         self._hmac_key = config.hmac_key() if config.mode == "hmac" else None
         self._placeholder = config.placeholder_format
         self._hmac_format = config.hmac_format
         self._hmac_length = config.hmac_length
-        self._secret_rules = tuple(
-            dict.fromkeys(_normalise_key(k) for k in config.secret_keys + config.extra_secret_keys)
-        )
+        self._secret_keys = SecretKeyRules(config.secret_keys + config.extra_secret_keys)
         self._allowed = frozenset(config.allowed_keys + config.extra_allowed_keys)
         self._key_cache: dict[str, int] = {}
         # Hyperscan looks for the cheap trigger of each built-in type (custom patterns: their own regex in
         # prefilter mode); Python confirms with the full regex and the validator.
         triggers = [TRIGGERS.get(t.name, (t.regex, t.caseless)) for t in types]
         self._value_db = _compile(triggers) if triggers else None
-        # The raw-batch scan also looks for secret key names, so that a batch whose only finding is a key
-        # rule is not waved through. In the wire format a key is followed by a non-alphanumeric byte (a tag)
-        # and preceded either by the key tag 0x0a and a one-byte length (key == rule, maybe with blanks, which
-        # key matching strips) or, for "db.password"-style keys that end with the rule, by . _ or -. Not
-        # "secret" anywhere in prose: that made ~30 span walks per GenAI-heavy batch for nothing.
-        key_regex = (
-            "(?:"
-            + "|".join(
-                "(?:[._-]|\\n[\\x00-\\x7f]\\s*)" + re.escape(r).replace("_", "[_-]")
-                for r in self._secret_rules
-            )
-            + ")(?:[^a-z0-9]|$)"
-        )
         raw_patterns = [
             RAW_TRIGGER_OVERRIDES.get(t.name, trigger) for t, trigger in zip(types, triggers, strict=True)
         ]
@@ -115,8 +114,14 @@ class PiiScanner:
         if any(t.name in RAW_TRIGGER_OVERRIDES for t in types):
             raw_patterns.append(RAW_DIGIT_RUN)
             self._raw_digit_id = len(raw_patterns) - 1
-        if self._secret_rules:
-            raw_patterns.append((key_regex, True))
+        # The raw-batch scan also looks for secret key names (a batch whose only finding is a key rule must
+        # not be waved through) and for integer / double values large enough to be a card or phone number.
+        # Both are written so that they match whatever order an encoder writes the fields in (the Collector
+        # writes a KeyValue's value before its key); see keys.py and _NUMBER_VALUE_TRIGGERS.
+        self._key_ids = range(len(raw_patterns), len(raw_patterns) + len(self._secret_keys.rules))
+        raw_patterns += [(p, True) for p in self._secret_keys.raw_patterns()]
+        raw_patterns += _NUMBER_VALUE_TRIGGERS
+        self._double_id = len(raw_patterns) - 1
         self._raw_db = _compile(raw_patterns) if raw_patterns else None
         self._local = threading.local()
 
@@ -127,16 +132,25 @@ class PiiScanner:
             if key in self._allowed:
                 kind = KEY_ALLOWED
             else:
-                norm = _normalise_key(key)
-                kind = KEY_PLAIN
-                for rule in self._secret_rules:
-                    if norm == rule or norm.endswith(("." + rule, "_" + rule)):
-                        kind = KEY_SECRET
-                        break
+                kind = KEY_SECRET if self._secret_keys.is_secret(key) else KEY_PLAIN
             if len(self._key_cache) > 50_000:  # keys come from telemetry: keep the cache bounded
                 self._key_cache.clear()
             self._key_cache[key] = kind
         return kind
+
+    def number_type(
+        self, key: str, number: int, only: frozenset[int] | None = None
+    ) -> tuple[str, str] | None:
+        """(type name, label) when the integer ``number`` held under ``key`` is a card or phone number (the
+        key is its context: ``user.phone`` makes a bare digit run a phone number, as a word would in text)."""
+        digits = str(number)
+        text = f"{key}: {digits}"
+        ids = [i for i in self._number_ids if only is None or i in only]
+        for start, end, det_id in self._find(text, ids):
+            if start == len(text) - len(digits) and end == len(text):
+                det = self.detectors[det_id]
+                return det.name, det.label
+        return None
 
     # --- scanning ----------------------------------------------------------------------------------
     def _scratch(self, name: str, db: hyperscan.Database) -> hyperscan.Scratch:
@@ -157,8 +171,15 @@ class PiiScanner:
 
         digit_id = self._raw_digit_id
         run = [-1, True]  # end of the previous digit-run hit, and whether its run was kept
+        key_ids = self._key_ids
+        double_id = self._double_id
+        size = len(raw)
 
         def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            if pattern in key_ids and end < size and raw[end] in _NOT_AFTER_KEY:
+                return  # the key goes on with another letter or digit: a longer word, not the rule
+            if pattern == double_id and (end + 7 >= size or raw[end + 7] not in _LARGE_DOUBLE_TOP_BYTES):
+                return  # a double too small to be a card or phone number
             if pattern == digit_id:
                 # the same run as the previous hit (hits come in end order), or a new one
                 if end - 8 < run[0]:
@@ -375,6 +396,24 @@ class PiiScanner:
 
 
 _HEX_LETTERS = frozenset(b"abcdefABCDEF")
+_NOT_AFTER_KEY = key_end_checker(
+    (
+        ExportTraceServiceRequest.DESCRIPTOR,
+        ExportLogsServiceRequest.DESCRIPTOR,
+        ExportMetricsServiceRequest.DESCRIPTOR,
+    )
+)
+# An AnyValue (an attribute's value, an array element, a log body) holding an int_value (field 3, varint) of
+# at least 2^21 (4+ varint bytes: every number of 8 or more digits), or a double_value (field 4, fixed64): the
+# numbers that may be a card or phone number. The AnyValue's own tag and length come first: 0x0a in an
+# ArrayValue, 0x12 in a KeyValue, 0x2a as a LogRecord's body (test_encoding checks every place an AnyValue can
+# be). A double only counts with a magnitude of 2^23..2^64 (its top byte: sign and exponent 0x416-0x43f),
+# checked in the match callback: a bounded repeat over the 7 bytes before it made Hyperscan 2x slower.
+_NUMBER_VALUE_TRIGGERS: list[tuple[str, bool]] = [
+    (r"[\x0a\x12\x2a][\x05-\x0b]\x18[\x80-\xff]{3,9}[\x00-\x7f]", False),
+    (r"[\x0a\x12\x2a]\x09\x21", False),
+]
+_LARGE_DOUBLE_TOP_BYTES = frozenset((0x41, 0x42, 0x43, 0xC1, 0xC2, 0xC3))
 
 
 def _digit_run_may_start_a_number(raw: bytes, pos: int, string_tags: frozenset[int]) -> bool:
@@ -397,10 +436,6 @@ def _max_width(pattern: re.Pattern[str]) -> int:
     """Longest possible match of ``pattern`` (lookarounds excluded), or 0 when it is unbounded."""
     widest = re_parser.parse(pattern.pattern, pattern.flags).getwidth()[1]
     return widest if widest < 1 << 20 else 0
-
-
-def _normalise_key(key: str) -> str:
-    return key.strip().lower().replace("-", "_")
 
 
 def _compile(patterns: list[tuple[str, bool]]) -> hyperscan.Database:

@@ -121,7 +121,7 @@ def test_deeply_nested_json_looking_text_is_redacted_not_an_error(text: str) -> 
     assert "<EMAIL>" in out
 
 
-def test_key_rules_mask_whole_value_and_allow_list_is_untouched() -> None:
+def test_key_rules_mask_whole_value_and_allow_list_keeps_only_look_alikes() -> None:
     config = RedactionConfig()
     scanner = PiiScanner(config)
     req = trace_request(
@@ -132,7 +132,10 @@ def test_key_rules_mask_whole_value_and_allow_list_is_untouched() -> None:
                 "http.request.header.x-api-key": ["k1", "k2"],
                 "user.ssn": 123456789,
                 "gen_ai.usage.input_tokens": 42,  # "token" rule must not hit usage counters
-                "gen_ai.response.id": "resp_bob@example.com",  # allow-listed: never touched
+                "gen_ai.response.id": "resp 4155552671 10.1.2.3",  # allow-listed: phone/IP look-alikes stay
+                "gen_ai.conversation.id": "bob@example.com",  # allow-listed, but an e-mail is certain PII
+                "clientSecret": "s3",
+                "apiKey": 7,
             },
         )
     )
@@ -142,9 +145,11 @@ def test_key_rules_mask_whole_value_and_allow_list_is_untouched() -> None:
     assert got["http.request.header.x-api-key"] == "<SECRET>"
     assert got["user.ssn"] == "<SECRET>"
     assert got["gen_ai.usage.input_tokens"] == 42
-    assert got["gen_ai.response.id"] == "resp_bob@example.com"
-    assert got["pii.redacted.count"] == 3
-    assert got["pii.redacted.types"] == ["secret_key"]
+    assert got["gen_ai.response.id"] == "resp 4155552671 10.1.2.3"
+    assert got["gen_ai.conversation.id"] == "<EMAIL>"
+    assert got["clientSecret"] == got["apiKey"] == "<SECRET>"
+    assert got["pii.redacted.count"] == 6
+    assert got["pii.redacted.types"] == ["email", "secret_key"]
 
 
 def test_hmac_mode_correlates_equal_values(monkeypatch: pytest.MonkeyPatch) -> None:
