@@ -248,7 +248,22 @@ def phone_context_ok(text: str, start: int, end: int) -> bool:
     if PHONE_CONTEXT.search(before) or PHONE_CONTEXT.search(after):
         return True
     # a value that is nothing but the number (an attribute such as "user.phone" holding "512 345 678")
-    return not text[:start].strip(" \t\"'") and not text[end:].strip(" \t\"'.") and " " in text[start:end]
+    return (
+        _blank_to_edge(text, start, -1, " \t\"'")
+        and _blank_to_edge(text, end, 1, " \t\"'.")
+        and (" " in text[start:end])
+    )
+
+
+def _blank_to_edge(text: str, pos: int, step: int, blanks: str) -> bool:
+    """Is everything from ``pos`` to the start (step -1) or end (step 1) of ``text`` made of ``blanks``?
+    Walks the blank run only (not a slice of the whole text per match, which made long texts quadratic)."""
+    i = pos - 1 if step < 0 else pos
+    while 0 <= i < len(text):
+        if text[i] not in blanks:
+            return False
+        i += step
+    return True
 
 
 _NOT_PERSONAL_V4 = re.compile(r"(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|0\.0\.0\.0)")
