@@ -113,15 +113,21 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
     ),
     PiiType(
         "iban",
-        _left("A-Za-z0-9") + r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
+        # upper or lower case, not mixed (iban_ok)
+        _left("A-Za-z0-9") + r"(?:[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
+        r"|[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?)(?![A-Za-z0-9])",
         v.iban_ok,
         shrink_at=" ",
     ),
     PiiType(
         "credit_card",
-        _L + r"(?:\d{12,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?|\d{4}[ -]\d{6}[ -]\d{4,5})" + _R,
+        # grouped by spaces, dashes, dots, slashes or underscores (one kind per number: card_ok); no-break,
+        # thin and other spaces and other dashes are folded to these in the normalised copy (normalise.py)
+        _L
+        + r"(?:\d{12,19}|\d{4}(?:[ ._/-]\d{4}){2,3}(?:[ ._/-]\d{1,4})?|\d{4}[ ._/-]\d{6}[ ._/-]\d{4,5})"
+        + _R,
         v.card_ok,
-        shrink_at=" -",
+        shrink_at=" -._/",
     ),
     PiiType("us_ssn", _L + r"\d{3}([- ])\d{2}\1\d{4}" + _R, v.ssn_ok),
     PiiType(
@@ -181,7 +187,7 @@ SECRET_TYPES = frozenset(
 # (which drops only their pure digit-run alternatives).
 # phone: 2 groups hold >= 8 digits, so one side has 4; 3+ groups have digits between two separators
 _PHONE_GROUPS = r"\(?\+\d|\(\d\d|\d{4}\)?[ .-]\(?\d|\d\)?[ .-]\(?\d{4}|\d\)?[ .-]\(?\d{1,8}\)?[ .-]\(?\d"
-_CARD_GROUPS = r"\d{4}[ -]\d{4}"
+_CARD_GROUPS = r"\d{4}[ ._/-]\d{4}"
 
 # Hyperscan triggers: a cheap pattern per type that matches inside EVERY match of the type's full regex (a
 # superset), so one Hyperscan pass over a whole batch finds every place worth a closer look. Full regexes
@@ -205,7 +211,12 @@ TRIGGERS: dict[str, tuple[str, bool]] = {
     ),
     # or the UTF-8 encoding of a non-ASCII letter ending the local part ("josé@…")
     "email": (r"(?:[A-Za-z0-9._%+-]|[\xc2-\xf4][\x80-\xbf]{1,3})@[A-Za-z0-9]", False),
-    "iban": (r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}", False),
+    "iban": (
+        r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}|(?:"
+        + "|".join(c.lower() for c in v.IBAN_LENGTHS)
+        + r")\d{2} ?[a-z0-9]{4}",
+        False,
+    ),
     "credit_card": (r"\d{12}|" + _CARD_GROUPS, False),
     "us_ssn": (r"\d{3}[- ]\d{2}[- ]\d{4}", False),
     "ipv4": (r"\d\.\d{1,3}\.\d{1,3}\.\d", False),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import hyperscan
 
 from processors.config_loader import ConfigError
+from processors.redaction import normalise as pii_normalise
 from processors.redaction import validators as pii_validators
 from processors.redaction.config import RedactionConfig
 from processors.redaction.patterns import (
@@ -116,6 +117,8 @@ class PiiScanner:
         if any(t.name in RAW_TRIGGER_OVERRIDES for t in types):
             raw_patterns.append(RAW_DIGIT_RUN)
             self._raw_digit_id = len(raw_patterns) - 1
+        # encoded or look-alike characters that the normalised copy decodes (normalise.py)
+        raw_patterns.append((pii_normalise.RAW_ENCODED_TRIGGER, False))
         if self._secret_rules:
             raw_patterns.append((key_regex, True))
         self._raw_db = _compile(raw_patterns) if raw_patterns else None
@@ -187,7 +190,17 @@ class PiiScanner:
         hits in that text, or None when they are not known as character offsets (non-ASCII text)."""
         if self._value_db is None or not texts:
             return {}
-        encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+        # the normalised copies of texts that have one are scanned too; their hits count for the original
+        # text without offsets (redact_text scans the copy again)
+        copies: list[int] = []
+        scanned = list(texts)
+        for idx, t in enumerate(texts):
+            if pii_normalise.may_change(t):
+                norm = pii_normalise.normalise(t)
+                if norm is not None:
+                    copies.append(idx)
+                    scanned.append(norm.text)
+        encoded = [t.encode("utf-8", "surrogatepass") for t in scanned]
         starts: list[int] = []
         ends: list[int] = []
         pos = 0
@@ -206,11 +219,16 @@ class PiiScanner:
         found: dict[int, dict[int, list[int] | None]] = {}
         for det, end in hits:
             idx = bisect.bisect_left(ends, end)
+            if idx >= len(scanned):
+                continue
             if idx >= len(texts):
+                found.setdefault(copies[idx - len(texts)], {})[det] = None
                 continue
             by_det = found.setdefault(idx, {})
             # byte offsets are character offsets only in ASCII text
             ascii_text = len(encoded[idx]) == len(texts[idx])
+            if det in by_det and by_det[det] is None:
+                continue
             offsets = by_det.setdefault(det, [] if ascii_text else None)
             if offsets is not None:
                 offsets.append(end - starts[idx])
@@ -226,9 +244,14 @@ class PiiScanner:
         """Redacted text and the type names replaced (one per replacement), or None if nothing was found.
         ``hit_ends`` (from candidate_hits) lets the regexes skip the parts of a long text far from any
         trigger hit."""
-        spans = self._find(text, detector_ids, hit_ends)
+        ids = list(detector_ids)
+        spans = self._find(text, ids, hit_ends)
+        norm = pii_normalise.normalise(text) if pii_normalise.may_change(text) else None
+        if norm is not None:
+            spans = _union(spans, [(*norm.original_span(s, e), d) for s, e, d in self._find(norm.text, ids)])
         if not spans:
             return None
+        detector_ids = ids
         if text.lstrip()[:1] in ("{", "[", '"'):
             return self._redact_json_aware(text, spans, detector_ids)
         return self._apply(text, spans)
@@ -364,6 +387,21 @@ class PiiScanner:
             return self._placeholder.format(type=label)
         digest = hmac.new(self._hmac_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
         return self._hmac_format.format(type=label, hmac=digest[: self._hmac_length])
+
+
+def _union(a: list[tuple[int, int, int]], b: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Both span lists (each sorted, non-overlapping) as one: overlapping spans become one span covering
+    both, labelled with the type listed first."""
+    if not b:
+        return a
+    out: list[tuple[int, int, int]] = []
+    for start, end, det in heapq.merge(a, b):
+        if out and start < out[-1][1]:
+            s0, e0, d0 = out[-1]
+            out[-1] = (s0, max(e0, end), min(d0, det))
+        else:
+            out.append((start, end, det))
+    return out
 
 
 class _Search:

@@ -143,7 +143,7 @@ def card_ok(candidate: str) -> bool:
     if len(seps) > 1:
         return False  # separators, if any, are of one kind
     if seps:
-        groups = tuple(len(g) for g in re.split(r"[ -]", candidate))
+        groups = tuple(len(g) for g in re.split(r"[ ._/-]", candidate))
         four_blocks = all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
         if not four_blocks and groups not in _CARD_GROUPINGS:
             return False
@@ -159,6 +159,8 @@ def ssn_ok(candidate: str) -> bool:
 
 
 def iban_ok(candidate: str) -> bool:
+    if candidate != candidate.upper() and candidate != candidate.lower():
+        return False  # "De89…": a word, not an IBAN written in one case
     compact = candidate.replace(" ", "").upper()
     expected = IBAN_LENGTHS.get(compact[:2])
     if expected is None or len(compact) != expected:

@@ -1,0 +1,174 @@
+# ruff: noqa: RUF001
+"""Shapes that used to slip by: encoded text (percent, JSON \\u), look-alike characters (fullwidth,
+zero-width, non-ASCII digits, other spaces and dashes), lower-case IBANs, cards with other separators.
+Positive and negative cases, as text and through the whole pipeline (the raw-bytes trigger must see them)."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from processors.config import SidecarConfig
+from processors.handlers import Pipeline
+from processors.redaction.config import RedactionConfig
+from processors.redaction.normalise import FOLD, normalise
+from processors.redaction.scanner import PiiScanner
+from tests.processors.helpers import span, trace_request
+from tests.processors.redaction import pii_strategies as ps
+
+SCANNER = PiiScanner(RedactionConfig())
+PIPELINE = Pipeline(SidecarConfig())
+
+
+def scan(text: str) -> str:
+    hits = SCANNER.candidate_hits([text])
+    if 0 not in hits:
+        return text
+    result = SCANNER.redact_text(text, hits[0], hits[0])
+    return text if result is None else result[0]
+
+
+def through_pipeline(text: str) -> str:
+    raw = trace_request(span("s", {"note": text})).SerializeToString()
+    out = ExportTraceServiceRequest.FromString(PIPELINE.process_traces(raw).payload)
+    return str(out.resource_spans[0].scope_spans[0].spans[0].attributes[0].value.string_value)
+
+
+def fullwidth(s: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s)
+
+
+def digits_in(zero: str, s: str) -> str:
+    """``s`` with its ASCII digits written in the digit block starting at ``zero``."""
+    return "".join(chr(ord(zero) + int(c)) if c.isascii() and c.isdigit() else c for c in s)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail jane.doe%40example.com now", "mail <EMAIL> now"),
+        ("next=%2Fhome%3Fuser%3Djane%40example.com&x=1", "next=%2Fhome%3Fuser%3D<EMAIL>&x=1"),
+        ('{"content": "mail jane\\u0040example.com"}', '{"content": "mail <EMAIL>"}'),
+        ("ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "<EMAIL>"),
+        ("jo\u200bhn.doe@exa\u200dmple.com", "<EMAIL>"),
+        ("jane\u00ad@example.com", "<EMAIL>"),
+        ("card ٤١١١ ١١١١ ١١١١ ١١١١", "card <CREDIT_CARD>"),
+        ("card ４１１１ １１１１ １１１１ １１１１", "card <CREDIT_CARD>"),
+        ("card 4111\u00a01111\u00a01111\u00a01111", "card <CREDIT_CARD>"),
+        ("card 4111\u20091111\u20091111\u20091111", "card <CREDIT_CARD>"),
+        ("card 4111\u202f1111\u202f1111\u202f1111", "card <CREDIT_CARD>"),
+        ("card 4111\u20131111\u20131111\u20131111", "card <CREDIT_CARD>"),
+        ("card 4111.1111.1111.1111 ok", "card <CREDIT_CARD> ok"),
+        ("card 4111/1111/1111/1111", "card <CREDIT_CARD>"),
+        ("card 4111_1111_1111_1111", "card <CREDIT_CARD>"),
+        ("card 4111%201111%201111%201111", "card <CREDIT_CARD>"),
+        ("ssn 078\u201105\u20111120", "ssn <US_SSN>"),
+        ("ssn ०७८-०५-११२०", "ssn <US_SSN>"),
+        ("iban de89 3704 0044 0532 0130 00", "iban <IBAN>"),
+        ("iban gb82west12345698765432.", "iban <IBAN>."),
+        ("tel:%2B49%2030%20123456789", "tel:<PHONE>"),
+        ("call +49\u00a030\u00a0123456789", "call <PHONE>"),
+        ("from 10\uff0e1\uff0e2\uff0e3", "from <IPV4>"),
+        ("key=ＡＫＩＡＩＯＳＦＯＤＮＮ７ＥＸＡＭＰＬＥ", "key=<AWS_ACCESS_KEY>"),
+        ("postgres://app:hunter2%40x@db:5432/x", "postgres://app:<URL_PASSWORD>@db:5432/x"),
+    ],
+)
+def test_encoded_and_look_alike_pii_is_found(text: str, expected: str) -> None:
+    assert scan(text) == expected
+    assert through_pipeline(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://example.com/search?q=hello%20world&lang=en",
+        "https://example.com/a%2Fb%2Fc?redirect=%2Fhome%3Ftab%3D2",
+        "path=%2Fvar%2Flog%2Fapp.log size=100%25",
+        "name=Fran%C3%A7ois%20M%C3%BCller",
+        '{"text": "caf\\u00e9 cr\\u00e8me \\u4e2d\\u6587"}',
+        "price ４５０円, ＶＥＲＳＩＯＮ １．２．３",
+        "2024\u201305\u201301 – the release",
+        "sha de12a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0 ok",
+        "ab12cdef34 de45 6789",
+        "v1.2.3 build 2024/05/01 took 1234.5678 ms",
+        "uuid 123e4567-e89b-12d3-a456-426614174000",
+        "De89 3704 0044 0532 0130 00 mixed case",
+        "card-like 4111.1111.1111.1112 (Luhn fails)",
+        "zero\u200bwidth\u200cjoin\u200d text \ufeff",
+        "١٢٣ items, ٤٥ minutes",
+    ],
+)
+def test_benign_encoded_and_unicode_text_is_untouched(text: str) -> None:
+    assert scan(text) == text
+    assert through_pipeline(text) == text
+
+
+def test_a_replacement_covers_the_whole_encoded_span() -> None:
+    text = "x jo\u200bhn%2Edoe\\u0040ex\uff41mple.com y"
+    assert scan(text) == "x <EMAIL> y"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=st.one_of(ps.cards(), ps.ssns(), ps.phones_international),
+    zero=st.characters(categories=["Nd"]).map(lambda c: chr(ord(c) - unicodedata.digit(c))),
+    before=ps.benign_texts,
+)
+def test_pii_in_any_unicode_digits_is_redacted(value: str, zero: str, before: str) -> None:
+    text = before + " " + digits_in(zero, value)
+    out = through_pipeline(text)
+    assert digits_in(zero, value) not in out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=st.one_of(ps.cards().filter(lambda c: " " in c), ps.ssns(), ps.phones_international),
+    sep=st.one_of(st.characters(categories=["Zs"]), st.characters(categories=["Pd"])),
+)
+def test_pii_grouped_with_any_unicode_space_or_dash_is_redacted(value: str, sep: str) -> None:
+    shaped = value.replace(" ", sep) if " " in value else value.replace("-", sep)
+    assert shaped not in through_pipeline("note " + shaped)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    email=ps.emails(),
+    fmt=st.characters(categories=["Cf"]).filter(lambda c: ord(c) in FOLD),
+    at=st.integers(1, 30),
+    how=st.sampled_from(["cf", "fullwidth", "percent", "json"]),
+)
+def test_emails_hidden_by_format_chars_fullwidth_or_escapes_are_redacted(
+    email: str, fmt: str, at: int, how: str
+) -> None:
+    if how == "cf":
+        i = min(at, len(email) - 1)
+        shaped = email[:i] + fmt + email[i:]
+    elif how == "fullwidth":
+        shaped = fullwidth(email)
+    elif how == "percent":
+        shaped = email.replace("@", "%40").replace(".", "%2E")
+    else:
+        shaped = email.replace("@", "\\u0040")
+    out = through_pipeline("mail " + shaped + " ok")
+    assert out == "mail <EMAIL> ok", (shaped, out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60))
+def test_the_offset_map_gives_back_the_original_characters(text: str) -> None:
+    for candidate in (text, json.dumps(text), json.dumps(text, ensure_ascii=False)):
+        norm = normalise(candidate)
+        if norm is None:
+            continue
+        # every character of the copy maps to a non-empty, ordered span of the original
+        last = 0
+        for i in range(len(norm.text)):
+            s, e = norm.original_span(i, i + 1)
+            assert last <= s < e <= len(candidate)
+            last = s
+        assert norm.original_span(0, len(norm.text))[1] <= len(candidate)
