@@ -130,6 +130,24 @@ def _secret(rng: random.Random, kind: str) -> tuple[str, str]:
     if kind == "stripe_key":
         v = rng.choice(["sk_live_", "rk_live_"]) + _tok(rng, AL, 24)
         return v, v
+    if kind == "gitlab_token":
+        v = rng.choice(["glpat-", "glpat-", "gldt-", "glrt-"]) + _tok(rng, AL + "_-", 20)
+        return v, v
+    if kind == "huggingface_token":
+        v = "hf_" + _tok(rng, string.ascii_letters, 34)
+        return v, v
+    if kind == "npm_token":
+        v = "npm_" + _tok(rng, AL, 36)
+        return v, v
+    if kind == "sendgrid_key":
+        v = "SG." + _tok(rng, AL + "_-", 22) + "." + _tok(rng, AL + "_-", 43)
+        return v, v
+    if kind == "google_oauth_token":
+        v = "ya29." + _tok(rng, AL + "_-", 120) if rng.random() < 0.7 else "1//0" + _tok(rng, AL + "_-", 99)
+        return v, v
+    if kind == "google_client_secret":
+        v = "GOCSPX-" + _tok(rng, AL + "_-", 28)
+        return v, v
     if kind == "jwt":
         import base64
 

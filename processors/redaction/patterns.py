@@ -86,6 +86,25 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
     PiiType("google_api_key", _left(r"\w-") + r"AIza[0-9A-Za-z_-]{35}(?![\w-])", v.always_ok),
     PiiType("stripe_key", _left(r"\w-") + r"(?:sk|rk)_live_[0-9A-Za-z]{16,}", v.always_ok),
     PiiType(
+        "gitlab_token",
+        # personal/project/group (glpat-), deploy, runner, trigger, OAuth app, feed, incoming-mail tokens
+        _left(r"\w-") + r"gl(?:pat|dt|rt|ptt|cbt|soat|oas|ft|imt|agent)-[0-9A-Za-z_-]{20,}"
+        r"(?:\.[0-9A-Za-z_-]+)*",
+        v.always_ok,
+    ),
+    PiiType("huggingface_token", _left(r"\w-") + r"hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])", v.always_ok),
+    PiiType("npm_token", _left(r"\w-") + r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])", v.always_ok),
+    PiiType(
+        "sendgrid_key", _left(r"\w.-") + r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])", v.always_ok
+    ),
+    PiiType(
+        "google_oauth_token",
+        # access tokens (ya29.) and refresh tokens (1//0…)
+        _left(r"\w./-") + r"(?:ya29\.[0-9A-Za-z_-]{20,}|1//0[0-9A-Za-z_-]{40,})",
+        v.always_ok,
+    ),
+    PiiType("google_client_secret", _left(r"\w-") + r"GOCSPX-[0-9A-Za-z_-]{28}(?![\w-])", v.always_ok),
+    PiiType(
         "jwt", _left(r"\w-") + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", v.always_ok
     ),
     PiiType(
@@ -176,6 +195,12 @@ SECRET_TYPES = frozenset(
         "slack_token",
         "google_api_key",
         "stripe_key",
+        "gitlab_token",
+        "huggingface_token",
+        "npm_token",
+        "sendgrid_key",
+        "google_oauth_token",
+        "google_client_secret",
         "jwt",
         "bearer_token",
         "url_password",
@@ -202,6 +227,12 @@ TRIGGERS: dict[str, tuple[str, bool]] = {
     "slack_token": (r"xox[abposr]-|xapp-|hooks\.slack\.com", False),
     "google_api_key": (r"AIza", False),
     "stripe_key": (r"[sr]k_live_", False),
+    "gitlab_token": (r"gl(?:pat|dt|rt|ptt|cbt|soat|oas|ft|imt|agent)-", False),
+    "huggingface_token": (r"hf_[A-Za-z0-9]{8}", False),
+    "npm_token": (r"npm_[A-Za-z0-9]{8}", False),
+    "sendgrid_key": (r"SG\.[A-Za-z0-9_-]{22}\.", False),
+    "google_oauth_token": (r"ya29\.|1//0[0-9A-Za-z_-]{8}", False),
+    "google_client_secret": (r"GOCSPX-", False),
     "jwt": (r"eyJ[A-Za-z0-9_-]{8}", False),
     "bearer_token": (r"bearer\s", True),
     "url_password": (r"://[^/\s@]*:", False),

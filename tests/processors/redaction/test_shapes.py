@@ -172,3 +172,43 @@ def test_the_offset_map_gives_back_the_original_characters(text: str) -> None:
             assert last <= s < e <= len(candidate)
             last = s
         assert norm.original_span(0, len(norm.text))[1] <= len(candidate)
+
+
+# --- token formats --------------------------------------------------------------------------------------
+_A20 = "aB3dE6gH9jK2mN5pQ8sT"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"GITLAB_TOKEN=glpat-{_A20}", "GITLAB_TOKEN=<GITLAB_TOKEN>"),
+        (f"deploy gldt-{_A20}xyz ok", "deploy <GITLAB_TOKEN> ok"),
+        (f"runner glrt-{_A20}.01.abc9", "runner <GITLAB_TOKEN>"),
+        ("HF_TOKEN=hf_" + "abcdefghijklmnopqrstuvwxyzABCDEFGH", "HF_TOKEN=<HUGGINGFACE_TOKEN>"),
+        ("//registry.npmjs.org/:_authToken=npm_" + "a1" * 18, "//registry.npmjs.org/:_authToken=<NPM_TOKEN>"),
+        ("key SG." + _A20 + "xy." + _A20 * 2 + "abc", "key <SENDGRID_KEY>"),
+        ('{"access_token": "ya29.' + _A20 * 3 + '"}', '{"access_token": "<GOOGLE_OAUTH_TOKEN>"}'),
+        ("refresh_token 1//0g" + _A20 * 2, "refresh_token <GOOGLE_OAUTH_TOKEN>"),
+        ("client GOCSPX-" + _A20 + "12345678", "client <GOOGLE_CLIENT_SECRET>"),
+    ],
+)
+def test_token_formats_are_found(text: str, expected: str) -> None:
+    assert scan(text) == expected
+    assert through_pipeline(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hf_hub_download(repo_id='gpt2') and hf_transfer",
+        "hf_model_configuration_loader_for_tokenizers",
+        "npm_config_registry npm_package_version=1.2.3",
+        "glpat- is the GitLab prefix; gl-rt-runner",
+        "SG.x.y SG.short.token",
+        "ya29 and ya29.short; 1//0 in a path",
+        "GOCSPX-short",
+        "sha256 " + "a1b2" * 16,
+    ],
+)
+def test_token_look_alikes_are_untouched(text: str) -> None:
+    assert scan(text) == text
