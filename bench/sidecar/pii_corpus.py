@@ -164,8 +164,53 @@ def _secret(rng: random.Random, kind: str) -> tuple[str, str]:
         return f"Authorization: Bearer {t}", t
     if kind == "private_key":
         body = "\n".join(_tok(rng, AL + "+/", 64) for _ in range(8))
-        v = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"
+        label = rng.choice(["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY"])
+        shape = rng.random()
+        if shape < 0.2:  # cut short: no END line (a log line or preview that was truncated)
+            v = f"-----BEGIN {label}-----\n{body[: rng.randint(300, len(body))]}"
+        elif shape < 0.4:  # a PGP secret key block with its armour headers and checksum
+            v = (
+                f"-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n{body}\n="
+                f"{_tok(rng, AL, 4)}\n-----END PGP PRIVATE KEY BLOCK-----"
+            )
+        elif shape < 0.5:  # newlines flattened to spaces (an environment variable)
+            v = f"-----BEGIN {label}----- {body.replace(chr(10), ' ')} -----END {label}-----"
+        else:
+            v = f"-----BEGIN {label}-----\n{body}\n-----END {label}-----"
         return v, body.split("\n")[3]
+    if kind == "aws_secret_key":
+        key = _tok(rng, AL + "/+", 40)
+        form = rng.choice(
+            [
+                "aws_secret_access_key = {}",
+                "AWS_SECRET_ACCESS_KEY={}",
+                '"SecretAccessKey": "{}"',
+                "secret_key: {}",
+            ]
+        )
+        return form.format(key), key
+    if kind == "azure_key":
+        shape = rng.random()
+        if shape < 0.4:
+            key = _tok(rng, AL + "+/", 86) + "=="
+            text = (
+                f"DefaultEndpointsProtocol=https;AccountName={_tok(rng, string.ascii_lowercase, 10)};"
+                f"AccountKey={key};EndpointSuffix=core.windows.net"
+            )
+            return text, key
+        if shape < 0.7:
+            key = _tok(rng, AL + "+/", 43) + "="
+            text = (
+                f"Endpoint=sb://{_tok(rng, string.ascii_lowercase, 8)}.servicebus.windows.net/;"
+                f"SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={key}"
+            )
+            return text, key
+        sig = _tok(rng, AL, 30) + "%2B" + _tok(rng, AL, 10) + "%3D"
+        text = (
+            f"https://{_tok(rng, string.ascii_lowercase, 10)}.blob.core.windows.net/c/b.txt?sv=2022-11-02"
+            f"&ss=b&srt=co&sp=r&se=2026-01-01T00:00:00Z&spr=https&sig={sig}"
+        )
+        return text, sig
     if kind == "url_password":
         pw = _tok(rng, AL + "!$*", 14)
         return (

@@ -54,13 +54,38 @@ def _left(excluded: str) -> str:
 _L = _left(r"\w.+\-/@#")  # not inside a word, number, version, path or address
 _R = r"(?![\w\-@]|\.\d)"  # right edge
 
+_KEY_LABEL = r"(?:[A-Z0-9]+ )*(?:PRIVATE|SECRET) KEY(?: BLOCK)?"
+_SEP = r"(?:\r?\n|\\r\\n|\\n|[ \t])"  # a line break (real or JSON-escaped) or a blank inside a key block
+
 # Order matters: earlier types win when matches overlap (a secret beats the phone-like digits inside it).
 BUILTIN_TYPES: tuple[PiiType, ...] = (
     PiiType(
         "private_key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+        # PEM (RSA, EC, OPENSSH, ENCRYPTED, …) and PGP armour. A complete block ends at its END line; a block
+        # cut short (no END before the next "-----") is redacted to the end of its headers and base64 body.
+        # Possessive repeats: a block that is not complete is given up without backtracking (linear cost).
+        # Cut short: armour headers ("Proc-Type: …", "Version: …"), then base64 lines one separator apart.
+        r"-----BEGIN " + _KEY_LABEL + r"-----(?:(?:(?!-----)[\s\S])*+-----END " + _KEY_LABEL + r"-----"
+        r"|(?:" + _SEP + r"++[A-Za-z][A-Za-z-]*+:[^\r\n\\]*+)*+(?:" + _SEP + r"++[A-Za-z0-9+/=]++"
+        r"(?:" + _SEP + r"[A-Za-z0-9+/=]++)*+)?)",
         v.always_ok,
         reach=0,
+    ),
+    PiiType(
+        "aws_secret_key",
+        # aws_secret_access_key=…, AWS_SECRET_ACCESS_KEY: …, "SecretAccessKey": "…", secret_key = "…"
+        _left("A-Za-z0-9") + r"(?:aws)?secret[_.-]?(?:access[_.-]?)?key(?:\\?[\"'])?\s*[=:]\s*(?:\\?[\"'])?"
+        r"(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        v.always_ok,
+        caseless=True,
+    ),
+    PiiType(
+        "azure_key",
+        # AccountKey= / SharedAccessKey= in connection strings, sig= in SAS URLs (also percent-encoded)
+        r"(?:" + _left("A-Za-z0-9") + r"(?:account|sharedaccess)key\s*=\s*|(?:[?&;]|%26|%3f)sig(?:=|%3d))"
+        r"(?P<v>[A-Za-z0-9+/%=_-]{20,})",
+        v.always_ok,
+        caseless=True,
     ),
     PiiType("anthropic_key", _left(r"\w-") + r"sk-ant-[A-Za-z0-9_-]{20,}", v.always_ok),
     PiiType(
@@ -188,6 +213,8 @@ BUILTIN_NAMES = tuple(t.name for t in BUILTIN_TYPES)
 SECRET_TYPES = frozenset(
     {
         "private_key",
+        "aws_secret_key",
+        "azure_key",
         "anthropic_key",
         "openai_key",
         "aws_access_key",
@@ -220,6 +247,8 @@ _CARD_GROUPS = r"\d{4}[ ._/-]\d{4}"
 # tests/processors/redaction/test_triggers.py checks the superset property.
 TRIGGERS: dict[str, tuple[str, bool]] = {
     "private_key": (r"-----BEGIN ", False),
+    "aws_secret_key": (r"secret[_.-]?(?:access[_.-]?)?key", True),
+    "azure_key": (r"(?:account|sharedaccess)key\s*=|(?:[?&;]|%26|%3f)sig(?:=|%3d)", True),
     "anthropic_key": (r"sk-ant-", False),
     "openai_key": (r"sk-[A-Za-z0-9_-]{8}", False),
     "aws_access_key": (r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{4}", False),

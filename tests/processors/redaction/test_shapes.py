@@ -212,3 +212,77 @@ def test_token_formats_are_found(text: str, expected: str) -> None:
 )
 def test_token_look_alikes_are_untouched(text: str) -> None:
     assert scan(text) == text
+
+
+# --- PEM / PGP blocks, cloud KEY=value ----------------------------------------------------------------
+_BODY = (
+    "MIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\naFDrBz9vFqU4yOnMQf3NdvPLDeLyEzRvk+P4"
+)
+_AWS = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+_AZ = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"-----BEGIN RSA PRIVATE KEY-----\n{_BODY}\n-----END RSA PRIVATE KEY-----\nnext",
+            "<PRIVATE_KEY>\nnext",
+        ),
+        (f"cut: -----BEGIN PRIVATE KEY-----\n{_BODY[:70]}", "cut: <PRIVATE_KEY>"),
+        (
+            f"cut: -----BEGIN PRIVATE KEY-----\n{_BODY[:70]}\n\nthat was all",
+            "cut: <PRIVATE_KEY>\n\nthat was all",
+        ),
+        (
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0A1B\n\n"
+            + _BODY,
+            "<PRIVATE_KEY>",
+        ),
+        (
+            '{"k": "-----BEGIN EC PRIVATE KEY-----\\n' + _BODY.replace("\n", "\\n") + '\\n"}',
+            '{"k": "<PRIVATE_KEY>\\n"}',
+        ),
+        (
+            f"-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\nlQOYBF{_BODY}\n=abCD\n"
+            "-----END PGP PRIVATE KEY BLOCK-----",
+            "<PRIVATE_KEY>",
+        ),
+        (f"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF{_BODY}", "<PRIVATE_KEY>"),
+        (f"aws_secret_access_key = {_AWS}", "aws_secret_access_key = <AWS_SECRET_KEY>"),
+        (f"export AWS_SECRET_ACCESS_KEY={_AWS}", "export AWS_SECRET_ACCESS_KEY=<AWS_SECRET_KEY>"),
+        (f'{{"SecretAccessKey": "{_AWS}"}}', '{"SecretAccessKey": "<AWS_SECRET_KEY>"}'),
+        (f'secret_key = "{_AWS}"', 'secret_key = "<AWS_SECRET_KEY>"'),
+        (
+            f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={_AZ};EndpointSuffix=core.windows.net",
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=<AZURE_KEY>;EndpointSuffix=core.windows.net",
+        ),
+        (
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=" + _AZ[:44],
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=<AZURE_KEY>",
+        ),
+        (
+            "https://a.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=abcDEF%2Bghi%2FjklMNOpqrST%3D&x=1",
+            "https://a.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=<AZURE_KEY>&x=1",
+        ),
+    ],
+)
+def test_key_blocks_and_cloud_secrets_are_found(text: str, expected: str) -> None:
+    assert scan(text) == expected
+    assert through_pipeline(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----",
+        "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG\n-----END CERTIFICATE-----",
+        "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQENBF\n-----END PGP PUBLIC KEY BLOCK-----",
+        "set secret_key and aws_secret_access_key in ~/.aws/credentials",
+        "secret_key = short-value",
+        "AccountKeyName=primary; sig=abc; ?signature=none",
+        f"sha1 {'ab' * 20} and {_AWS[:39]}",
+    ],
+)
+def test_key_block_and_cloud_look_alikes_are_untouched(text: str) -> None:
+    assert scan(text) == text
