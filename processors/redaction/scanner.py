@@ -327,9 +327,10 @@ class PiiScanner:
         if not text.startswith(det.shrink_prefix, start):
             return None
         for cut in range(end - 1, start, -1):
-            if text[cut] in det.shrink_at and text[cut - 1].isalnum():
+            # validator first (cheap, rejects most cuts), then the regex (boundaries)
+            if text[cut] in det.shrink_at and text[cut - 1].isalnum() and det.validator(text[start:cut]):
                 shorter = det.pattern.fullmatch(text, start, cut)
-                if shorter is not None and det.validator(shorter.group(0)):
+                if shorter is not None:
                     return shorter
         return None
 

@@ -98,20 +98,20 @@ IBAN_LENGTHS: dict[str, int] = {
 }
 
 
+_NOT_DIGIT = re.compile(r"\D")
+
+
 def digits_of(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
+    return _NOT_DIGIT.sub("", text)
+
+
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    """Luhn check; ``int`` reads any Unicode decimal digit, so ``٤١١١…`` is checked as 4111…"""
+    rev = digits[::-1]
+    return (sum(map(int, rev[0::2])) + sum(_DOUBLED[int(c)] for c in rev[1::2])) % 10 == 0
 
 
 # Issuer prefixes and lengths of the card networks.
@@ -135,6 +135,8 @@ _CARD_GROUPINGS = {(4, 6, 5), (4, 6, 4)}  # Amex and Diners print 4-6-5 / 4-6-4
 def card_ok(candidate: str) -> bool:
     digits = digits_of(candidate)
     n = len(digits)
+    if not 12 <= n <= 19 or not luhn_ok(digits):
+        return False
     if not any(p.match(digits) and n in lengths for p, lengths in _CARD_BRANDS):
         return False
     if len(set(digits)) == 1:
@@ -147,7 +149,7 @@ def card_ok(candidate: str) -> bool:
         four_blocks = all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
         if not four_blocks and groups not in _CARD_GROUPINGS:
             return False
-    return luhn_ok(digits)
+    return True
 
 
 def ssn_ok(candidate: str) -> bool:
