@@ -13,7 +13,7 @@ thin spaces or en dashes. The scanner runs its detectors over the original text 
 * every dash (Pd, and the minus sign) becomes ``-``,
 * every other character whose NFKC form is one ASCII letter, digit or one of ``NFKC_KEPT`` becomes that
   character (fullwidth and mathematical letters, circled digits, the fullwidth at sign, dot, colon and
-  parentheses, the ideographic full stop U+3002 as a dot),
+  parentheses),
 
 and a match found in the copy replaces the original characters it came from. Percent escapes of letters and
 digits (no URL encoder writes them) and of other punctuation are left as they are.
@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
+
+import hyperscan
 
 PERCENT_DECODED = " \t\n\"'()+-./:=@_"
 """Characters whose percent escapes are decoded: the separators and delimiters detectors key on."""
@@ -57,7 +60,8 @@ def _fold_table() -> dict[int, str]:
             k = unicodedata.normalize("NFKC", c)
             if len(k) == 1 and ((k.isascii() and k.isalnum()) or k in NFKC_KEPT):
                 fold[cp] = k
-    fold[0x3002] = fold[0xFF61] = "."  # ideographic full stops, written for the dot in addresses
+    # Not folded: the ideographic full stop U+3002 (sometimes written for the dot of an address) ends every
+    # Japanese and Chinese sentence, so the raw trigger would fire on all CJK text for a rare disguise.
     return fold
 
 
@@ -81,31 +85,58 @@ def _class(cps: list[int]) -> str:
 
 
 _PCT = {f"{ord(c):02X}" for c in PERCENT_DECODED}
-_PCT_RX = "%(?:" + "|".join(sorted(f"{h[0]}[{h[1].upper()}{h[1].lower()}]" for h in _PCT)) + ")"
-# any number of backslashes: JSON escaped twice (a JSON document in a string of another) writes "\\\\u0040"
-_U_ESCAPE = r"\\+u([0-9A-Fa-f]{4})(?:\\+u([dD][c-fC-F][0-9A-Fa-f]{2}))?"
-_TOKENS = re.compile(_PCT_RX + "|" + _U_ESCAPE + "|" + _class(list(FOLD)))
+_PCT_RX = "%(?:" + "|".join(sorted(h.lower() for h in _PCT)) + ")"
 
 
 def _hex_digit_class(digits: set[str]) -> str:
-    both = sorted({d.upper() for d in digits} | {d.lower() for d in digits})
-    return both[0] if len(both) == 1 else "[" + "".join(both) + "]"
+    """Lower-case hex digits: the patterns are compiled caseless, which keeps them literals for Hyperscan
+    (classes such as [Ff] would make every \\u of a JSON text full of escapes a candidate)."""
+    low = sorted({d.lower() for d in digits})
+    return low[0] if len(low) == 1 else "[" + "".join(low) + "]"
 
 
-def _raw_trigger() -> str:
-    """A byte regex (for Hyperscan over serialized batches) that matches every form the copy decodes."""
-    alts: list[str] = [_PCT_RX]
-    # \u escapes of ASCII, of every folded BMP character, and any escaped surrogate (astral characters)
-    alts.append(r"\\u00[0-7][0-9A-Fa-f]")
-    by_prefix: dict[str, set[str]] = {}
+def _hex(prefix: str) -> str:
+    return "".join(_hex_digit_class({d}) for d in prefix)
+
+
+def _escape_rx(pairs: bool) -> str:
+    """``\\uXXXX`` escapes that decode to something the copy changes: ASCII, every folded BMP character, and
+    (``pairs``) the surrogate pair of every folded astral character, else just its high half. Escapes of
+    other characters (most non-ASCII text that ``json.dumps`` writes) are not matched at all, so they cost
+    nothing. One backslash is matched; more before it (JSON escaped twice, a JSON document in a string of
+    another, writes ``\\\\u0040``) belong to the token too (``_token_start``)."""
+    alts = [r"00[0-7][0-9a-f]"]
+    bmp: dict[str, set[str]] = {}
+    astral: dict[tuple[str, str], set[str]] = {}
     for cp in FOLD:
         if cp <= 0xFFFF:
             h = f"{cp:04x}"
-            by_prefix.setdefault(h[:3], set()).add(h[3])
-    for prefix, last in sorted(by_prefix.items()):
-        alts.append(r"\\u" + "".join(_hex_digit_class({d}) for d in prefix) + _hex_digit_class(last))
-    alts.append(r"\\u[dD][89abAB][0-9A-Fa-f]{2}")
-    # the UTF-8 encoding of every folded character: its leading bytes, then a class of last bytes
+            bmp.setdefault(h[:3], set()).add(h[3])
+        else:
+            hi, lo = 0xD800 + ((cp - 0x10000) >> 10), 0xDC00 + ((cp - 0x10000) & 0x3FF)
+            low = f"{lo:04x}"
+            astral.setdefault((f"{hi:04x}", low[:3]), set()).add(low[3])
+    alts += [_hex(prefix) + _hex_digit_class(last) for prefix, last in sorted(bmp.items())]
+    if pairs:
+        alts += [
+            _hex(hi) + r"\\+u" + _hex(low) + _hex_digit_class(last)
+            for (hi, low), last in sorted(astral.items())
+        ]
+    else:
+        alts += sorted({_hex(hi) for hi, _ in astral})
+    # the \\u inside each alternative, not factored out: Hyperscan then looks for "\\u00a", "\\u066", … as
+    # literals, not for every "\\u" of a JSON text full of escapes
+    return "(?:" + "|".join(r"\\u" + a for a in alts) + ")"
+
+
+_TOKEN_ESCAPE_RX = _escape_rx(pairs=True)
+
+
+def _raw_trigger() -> str:
+    """A byte regex (for Hyperscan over serialized batches) that matches every form the copy decodes: the
+    decoded percent and ``\\u`` escapes, and the UTF-8 encoding of every folded character (its leading
+    bytes, then a class of last bytes)."""
+    alts: list[str] = [_PCT_RX, _escape_rx(pairs=False)]
     by_lead: dict[bytes, set[int]] = {}
     for cp in FOLD:
         b = chr(cp).encode("utf-8")
@@ -128,6 +159,8 @@ def _byte_class(values: list[int]) -> str:
 
 
 RAW_ENCODED_TRIGGER: str = _raw_trigger()
+"""Compile caseless (hex digits are written in lower case)."""
+_TOKEN_RX = RAW_ENCODED_TRIGGER.replace(_escape_rx(pairs=False), _TOKEN_ESCAPE_RX)
 
 
 @dataclass(frozen=True)
@@ -153,17 +186,13 @@ class Normalised:
         return self._orig(start, False), self._orig(end - 1, True)
 
 
-def _decode_escape(first: str, low: str | None) -> str | None:
-    cp = int(first, 16)
-    if low is not None:
-        if not 0xD800 <= cp < 0xDC00:
-            return None
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (int(low, 16) - 0xDC00)
-    if 0xD800 <= cp < 0xE000:
-        return None
-    if cp < 0x80:
-        return chr(cp)
-    return FOLD.get(cp)
+_HEX4 = re.compile(r"[0-9a-f]{4}")
+
+
+def _decode_escape(token: str) -> str:
+    quads = [int(h, 16) for h in _HEX4.findall(token.lower().replace("\\", "").replace("u", " "))]
+    cp = quads[0] if len(quads) == 1 else 0x10000 + ((quads[0] - 0xD800) << 10) + (quads[1] - 0xDC00)
+    return chr(cp) if cp < 0x80 else FOLD[cp]
 
 
 def may_change(text: str) -> bool:
@@ -173,28 +202,83 @@ def may_change(text: str) -> bool:
     return True
 
 
+_DB = hyperscan.Database()
+_DB.compile(expressions=[_TOKEN_RX.encode()], ids=[0], flags=[hyperscan.HS_FLAG_CASELESS])
+_LOCAL = threading.local()
+_BACKSLASH, _PERCENT = 0x5C, 0x25
+
+
+def _token_start(data: bytes, end: int) -> int:
+    """Where the token that ends at ``end`` starts: a percent escape (3 bytes), a \\u escape or pair (its
+    backslashes included), or one UTF-8 encoded character."""
+    if data[end - 1] >= 0x80:  # a character: back over its continuation bytes to the lead byte
+        pos = end - 1
+        while data[pos] < 0xC0:
+            pos -= 1
+        return pos
+    if data[end - 3] == _PERCENT:
+        return end - 3
+    pos = end - 5  # the "u"
+    while pos > 0 and data[pos - 1] == _BACKSLASH:
+        pos -= 1
+    if 0xDC00 <= int(data[end - 4 : end], 16) < 0xE000:  # the low half of a pair: the high half before it
+        pos -= 5
+        while pos > 0 and data[pos - 1] == _BACKSLASH:
+            pos -= 1
+    return pos
+
+
+def _token_spans(data: bytes) -> list[tuple[int, int]]:
+    """Byte spans of the decodable tokens in UTF-8 text, in order. Hyperscan finds them, so a text full of
+    escapes the copy does not decode (the \\u escapes json.dumps writes for Cyrillic or CJK text) costs no
+    Python work per escape."""
+    scratch = getattr(_LOCAL, "scratch", None)
+    if scratch is None:
+        scratch = _LOCAL.scratch = hyperscan.Scratch(_DB)
+    ends: list[int] = []
+
+    def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+        ends.append(end)
+
+    _DB.scan(data, on_match, scratch=scratch)
+    return [(_token_start(data, e), e) for e in ends]
+
+
 def normalise(text: str) -> Normalised | None:
     """The normalised copy of ``text``, or None when it would equal the text. Linear in ``len(text)``."""
     if not may_change(text):
         return None
+    data = text.encode("utf-8", "surrogatepass")
+    spans = _token_spans(data)
+    if not spans:
+        return None
+    ascii_text = len(data) == len(text)
     out: list[str] = []
     n0: list[int] = []
     n1: list[int] = []
     o0: list[int] = []
     o1: list[int] = []
-    last = 0
+    last = 0  # characters of the text copied so far
     npos = 0
-    for m in _TOKENS.finditer(text):
-        token = m.group(0)
+    byte_at, char_at = 0, 0  # a known byte offset and its character offset
+    for bs, be in spans:
+        if ascii_text:
+            s, e = bs, be
+        else:
+            if bs < byte_at:
+                continue  # overlaps the token before
+            s = char_at + len(data[byte_at:bs].decode("utf-8", "surrogatepass"))
+            e = s + len(data[bs:be].decode("utf-8", "surrogatepass"))
+            byte_at, char_at = be, e
+        if s < last:
+            continue
+        token = text[s:e]
         if token[0] == "%":
-            repl: str | None = chr(int(token[1:], 16))
+            repl = chr(int(token[1:], 16))
         elif token[0] == "\\":
-            repl = _decode_escape(m.group(1), m.group(2))
+            repl = _decode_escape(token)
         else:
             repl = FOLD[ord(token)]
-        if repl is None:
-            continue
-        s, e = m.span()
         out.append(text[last:s])
         npos += s - last
         out.append(repl)
@@ -204,7 +288,5 @@ def normalise(text: str) -> Normalised | None:
         o0.append(s)
         o1.append(e)
         last = e
-    if not n0:
-        return None
     out.append(text[last:])
     return Normalised("".join(out), n0, n1, o0, o1)

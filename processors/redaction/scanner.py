@@ -118,7 +118,7 @@ class PiiScanner:
             raw_patterns.append(RAW_DIGIT_RUN)
             self._raw_digit_id = len(raw_patterns) - 1
         # encoded or look-alike characters that the normalised copy decodes (normalise.py)
-        raw_patterns.append((pii_normalise.RAW_ENCODED_TRIGGER, False))
+        raw_patterns.append((pii_normalise.RAW_ENCODED_TRIGGER, True))
         if self._secret_rules:
             raw_patterns.append((key_regex, True))
         self._raw_db = _compile(raw_patterns) if raw_patterns else None

@@ -86,7 +86,7 @@ def _encoded_db() -> object:
     from processors.redaction.normalise import RAW_ENCODED_TRIGGER
     from processors.redaction.scanner import _compile
 
-    return _compile([(RAW_ENCODED_TRIGGER, False)])
+    return _compile([(RAW_ENCODED_TRIGGER, True)])
 
 
 _ENCODED_DB = _encoded_db()
