@@ -85,7 +85,7 @@ def _class(cps: list[int]) -> str:
 
 
 _PCT = {f"{ord(c):02X}" for c in PERCENT_DECODED}
-_PCT_RX = "%(?:" + "|".join(sorted(h.lower() for h in _PCT)) + ")"
+_PCT_RX = "(?:" + "|".join(sorted("%" + h.lower() for h in _PCT)) + ")"
 
 
 def _hex_digit_class(digits: set[str]) -> str:
@@ -105,7 +105,7 @@ def _escape_rx(pairs: bool) -> str:
     other characters (most non-ASCII text that ``json.dumps`` writes) are not matched at all, so they cost
     nothing. One backslash is matched; more before it (JSON escaped twice, a JSON document in a string of
     another, writes ``\\\\u0040``) belong to the token too (``_token_start``)."""
-    alts = [r"00[0-7][0-9a-f]"]
+    alts = [f"00{d}[0-9a-f]" for d in "01234567"]  # ASCII, as eight literal prefixes
     bmp: dict[str, set[str]] = {}
     astral: dict[tuple[str, str], set[str]] = {}
     for cp in FOLD:

@@ -23,6 +23,7 @@ from processors.redaction.config import RedactionConfig
 from processors.redaction.patterns import (
     BUILTIN_TYPES,
     RAW_DIGIT_RUN,
+    RAW_SECOND_PASS,
     RAW_TRIGGER_OVERRIDES,
     TRIGGERS,
     PiiType,
@@ -117,11 +118,15 @@ class PiiScanner:
         if any(t.name in RAW_TRIGGER_OVERRIDES for t in types):
             raw_patterns.append(RAW_DIGIT_RUN)
             self._raw_digit_id = len(raw_patterns) - 1
-        # encoded or look-alike characters that the normalised copy decodes (normalise.py)
-        raw_patterns.append((pii_normalise.RAW_ENCODED_TRIGGER, True))
         if self._secret_rules:
             raw_patterns.append((key_regex, True))
         self._raw_db = _compile(raw_patterns) if raw_patterns else None
+        # second pass: encoded or look-alike characters that the normalised copy decodes (normalise.py), and
+        # the rest of the triggers split off above
+        self._raw_db2 = _compile(
+            [(pii_normalise.RAW_ENCODED_TRIGGER, True)]
+            + [RAW_SECOND_PASS[t.name] for t in types if t.name in RAW_SECOND_PASS]
+        )
         self._local = threading.local()
         self.regex_calls = 0
         """Regex attempts by the confirming matchers so far (a measure of cost for tests and benches)."""
@@ -179,6 +184,12 @@ class PiiScanner:
             append(end)
 
         self._raw_db.scan(raw, on_match, scratch=self._scratch("raw", self._raw_db))
+        first = len(ends)
+        self._raw_db2.scan(
+            raw, lambda _p, _s, end, _f, _c: append(end), scratch=self._scratch("raw2", self._raw_db2)
+        )
+        if first and len(ends) > first:
+            ends.sort()
         return ends
 
     def candidates(self, texts: list[str]) -> dict[int, set[int]]:

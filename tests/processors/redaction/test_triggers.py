@@ -8,7 +8,13 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.redaction.patterns import BUILTIN_TYPES, RAW_DIGIT_RUN, RAW_TRIGGER_OVERRIDES, TRIGGERS
+from processors.redaction.patterns import (
+    BUILTIN_TYPES,
+    RAW_DIGIT_RUN,
+    RAW_SECOND_PASS,
+    RAW_TRIGGER_OVERRIDES,
+    TRIGGERS,
+)
 from tests.processors.redaction import pii_strategies as ps
 
 FULL = {t.name: t.compile() for t in BUILTIN_TYPES}
@@ -20,7 +26,8 @@ RAW = {
         "(?:"
         + RAW_TRIGGER_OVERRIDES.get(name, TRIGGERS[name])[0]
         + ")"
-        + ("|" + RAW_DIGIT_RUN[0] if name in RAW_TRIGGER_OVERRIDES else ""),
+        + ("|" + RAW_DIGIT_RUN[0] if name in RAW_TRIGGER_OVERRIDES else "")
+        + ("|" + RAW_SECOND_PASS[name][0] if name in RAW_SECOND_PASS else ""),
         re.IGNORECASE if TRIGGERS[name][1] else 0,
     )
     for name in TRIGGERS
@@ -35,6 +42,8 @@ def test_every_type_has_a_trigger() -> None:
 @given(
     text=st.one_of(
         ps.pii_values,
+        ps.ibans().map(str.lower),
+        ps.cards().map(lambda c: c.replace(" ", ".").replace("-", "/")),
         ps.marked_secrets.map(lambda m: m[0]),
         ps.benign_texts,
         st.text(alphabet="0123456789 .-()+:abcdefABCDEF@xX", max_size=40),
