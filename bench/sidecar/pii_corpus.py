@@ -130,6 +130,24 @@ def _secret(rng: random.Random, kind: str) -> tuple[str, str]:
     if kind == "stripe_key":
         v = rng.choice(["sk_live_", "rk_live_"]) + _tok(rng, AL, 24)
         return v, v
+    if kind == "gitlab_token":
+        v = rng.choice(["glpat-", "glpat-", "gldt-", "glrt-"]) + _tok(rng, AL + "_-", 20)
+        return v, v
+    if kind == "huggingface_token":
+        v = "hf_" + _tok(rng, string.ascii_letters, 34)
+        return v, v
+    if kind == "npm_token":
+        v = "npm_" + _tok(rng, AL, 36)
+        return v, v
+    if kind == "sendgrid_key":
+        v = "SG." + _tok(rng, AL + "_-", 22) + "." + _tok(rng, AL + "_-", 43)
+        return v, v
+    if kind == "google_oauth_token":
+        v = "ya29." + _tok(rng, AL + "_-", 120) if rng.random() < 0.7 else "1//0" + _tok(rng, AL + "_-", 99)
+        return v, v
+    if kind == "google_client_secret":
+        v = "GOCSPX-" + _tok(rng, AL + "_-", 28)
+        return v, v
     if kind == "jwt":
         import base64
 
@@ -146,8 +164,53 @@ def _secret(rng: random.Random, kind: str) -> tuple[str, str]:
         return f"Authorization: Bearer {t}", t
     if kind == "private_key":
         body = "\n".join(_tok(rng, AL + "+/", 64) for _ in range(8))
-        v = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"
+        label = rng.choice(["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY"])
+        shape = rng.random()
+        if shape < 0.2:  # cut short: no END line (a log line or preview that was truncated)
+            v = f"-----BEGIN {label}-----\n{body[: rng.randint(300, len(body))]}"
+        elif shape < 0.4:  # a PGP secret key block with its armour headers and checksum
+            v = (
+                f"-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n{body}\n="
+                f"{_tok(rng, AL, 4)}\n-----END PGP PRIVATE KEY BLOCK-----"
+            )
+        elif shape < 0.5:  # newlines flattened to spaces (an environment variable)
+            v = f"-----BEGIN {label}----- {body.replace(chr(10), ' ')} -----END {label}-----"
+        else:
+            v = f"-----BEGIN {label}-----\n{body}\n-----END {label}-----"
         return v, body.split("\n")[3]
+    if kind == "aws_secret_key":
+        key = _tok(rng, AL + "/+", 40)
+        form = rng.choice(
+            [
+                "aws_secret_access_key = {}",
+                "AWS_SECRET_ACCESS_KEY={}",
+                '"SecretAccessKey": "{}"',
+                "secret_key: {}",
+            ]
+        )
+        return form.format(key), key
+    if kind == "azure_key":
+        shape = rng.random()
+        if shape < 0.4:
+            key = _tok(rng, AL + "+/", 86) + "=="
+            text = (
+                f"DefaultEndpointsProtocol=https;AccountName={_tok(rng, string.ascii_lowercase, 10)};"
+                f"AccountKey={key};EndpointSuffix=core.windows.net"
+            )
+            return text, key
+        if shape < 0.7:
+            key = _tok(rng, AL + "+/", 43) + "="
+            text = (
+                f"Endpoint=sb://{_tok(rng, string.ascii_lowercase, 8)}.servicebus.windows.net/;"
+                f"SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={key}"
+            )
+            return text, key
+        sig = _tok(rng, AL, 30) + "%2B" + _tok(rng, AL, 10) + "%3D"
+        text = (
+            f"https://{_tok(rng, string.ascii_lowercase, 10)}.blob.core.windows.net/c/b.txt?sv=2022-11-02"
+            f"&ss=b&srt=co&sp=r&se=2026-01-01T00:00:00Z&spr=https&sig={sig}"
+        )
+        return text, sig
     if kind == "url_password":
         pw = _tok(rng, AL + "!$*", 14)
         return (
@@ -172,24 +235,32 @@ def _value(rng: random.Random, fakers: dict[str, Faker], kind: str) -> tuple[str
     loc = rng.choice(LOCALES)
     f = fakers[loc]
     if kind == "email":
-        v = f.email()
+        v = _email_shape(rng, f.email())
         return v, v, "email"
     if kind == "phone":
         v = f.phone_number()
+        if rng.random() < 0.1:
+            v = _digits_shape(rng, v)
         return v, v, "phone number"
     if kind == "credit_card":
         v = fakers["en_US"].credit_card_number(rng.choice(CARD_TYPES))
         if rng.random() < 0.5:
-            sep = rng.choice([" ", "-"])
+            sep = rng.choice(CARD_SEPARATORS)
             v = sep.join(v[i : i + 4] for i in range(0, len(v), 4))
+        if rng.random() < 0.1:
+            v = _digits_shape(rng, v)
         return v, v, "card number"
     if kind == "us_ssn":
         v = fakers["en_US"].ssn()
+        if rng.random() < 0.1:
+            v = _digits_shape(rng, v.replace("-", rng.choice(["-", "\u2011", "\u00a0"])))
         return v, v, "SSN"
     if kind == "iban":
         v = fakers[rng.choice(IBAN_LOCALES)].iban()
         if rng.random() < 0.3:
             v = " ".join(v[i : i + 4] for i in range(0, len(v), 4))
+        if rng.random() < 0.2:
+            v = v.lower()
         return v, v, "IBAN"
     if kind == "ipv4":
         v = f.ipv4()
@@ -199,6 +270,34 @@ def _value(rng: random.Random, fakers: dict[str, Faker], kind: str) -> tuple[str
         return v, v, "IP"
     text, value = _secret(rng, kind)
     return text, value, "token"
+
+
+# the separators of grouped card numbers: the usual two, then dots, slashes, underscores, no-break, thin and
+# narrow no-break spaces, en dashes
+CARD_SEPARATORS = [" ", "-", " ", "-", ".", "/", "_", "\u00a0", "\u2009", "\u202f", "\u2013"]
+# zeros of some decimal digit blocks (Unicode Nd): Arabic-Indic, Devanagari, Bengali, Thai, fullwidth
+DIGIT_ZEROS = ["\u0660", "\u06f0", "\u0966", "\u09e6", "\u0e50", "\uff10"]
+
+
+def _digits_shape(rng: random.Random, v: str) -> str:
+    """The number written in another script's digits."""
+    zero = ord(rng.choice(DIGIT_ZEROS))
+    return "".join(chr(zero + int(c)) if c.isascii() and c.isdigit() else c for c in v)
+
+
+def _email_shape(rng: random.Random, v: str) -> str:
+    """Most addresses as they are; some percent-encoded, JSON-escaped, fullwidth or with a zero-width char."""
+    r = rng.random()
+    if r < 0.04:
+        return v.replace("@", "%40")
+    if r < 0.08:
+        return v.replace("@", "\\u0040")
+    if r < 0.11:
+        return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in v)
+    if r < 0.14:
+        i = rng.randint(1, len(v) - 1)
+        return v[:i] + rng.choice(["\u200b", "\u200d", "\u00ad", "\u2060"]) + v[i:]
+    return v
 
 
 def _negatives(rng: random.Random, n: int) -> list[str]:
@@ -265,6 +364,22 @@ def _negatives(rng: random.Random, n: int) -> list[str]:
         lambda: _bad_iban(rng, f),
         lambda: f"build {rng.randint(20200101, 20251231)}.{rng.randint(1, 9)}",
         lambda: f"{f.user_name()} pushed {rng.randint(1, 50)} commits to main",
+        # percent-encoded URLs, JSON \u escapes and non-ASCII digits/spaces that hold no PII
+        lambda: f"https://{f.domain_name()}/search?q={f.word()}%20{f.word()}&page={rng.randint(1, 99)}",
+        lambda: f"redirect_uri=https%3A%2F%2F{f.domain_name()}%2Fcallback%3Fstate%3D{rng.randbytes(6).hex()}",
+        lambda: f"name=Fran%C3%A7ois%20M%C3%BCller&city=K%C3%B6ln&n={rng.randint(1, 9999)}",
+        lambda: json.dumps({"content": Faker("ja_JP").sentence(), "n": rng.randint(1, 10**6)}),
+        lambda: json.dumps({"content": Faker("ru_RU").sentence()}),
+        lambda: (
+            f"\u0627\u0644\u0633\u0639\u0631 {_digits_shape(rng, str(rng.randint(1, 99999)))} \u0631\u064a\u0627\u0644"
+        ),
+        lambda: f"{rng.randint(1, 999)}\u00a0{rng.randint(100, 999)}\u00a0€ le {rng.randint(1, 28)}\u00a0mai",
+        lambda: (
+            f"{rng.randint(2019, 2026)}\u2013{rng.randint(2019, 2026)} season, {rng.randint(1, 99)}\u2009km"
+        ),
+        lambda: f"\uff08{rng.randint(1, 99)}\uff09\u4ef6\uff0c\u4ef7\u683c {rng.randint(1, 9999)}\u5143",
+        lambda: f"ver\u200bsion {rng.randint(0, 9)}.{rng.randint(0, 99)}.{rng.randint(0, 999)}\ufeff",
+        lambda: hashlib.md5(rng.randbytes(8)).hexdigest(),
     ]
     return [rng.choice(makers)() if rng.random() < 0.6 else _number_line(rng) for _ in range(n)]
 
@@ -344,6 +459,7 @@ def build_corpus(per_kind: int, negatives: int, seed: int = 11) -> list[Sample]:
             template = rng.choice(TEMPLATES)
             if template.startswith('{{"role"'):
                 text = json.dumps(text)[1:-1]  # as it appears inside a JSON string
+                value = json.dumps(value)[1:-1]  # (non-ASCII characters as \u escapes)
             samples.append(Sample(kind, template.format(v=text, label=label), value))
     samples += [Sample(None, t, "") for t in _negatives(rng, negatives)]
     return samples

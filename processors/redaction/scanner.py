@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 import hmac
 import json
 import re
@@ -19,12 +20,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from processors.config_loader import ConfigError
+from processors.redaction import normalise as pii_normalise
 from processors.redaction import validators as pii_validators
 from processors.redaction.config import RedactionConfig
 from processors.redaction.keys import SecretKeyRules, key_end_checker
 from processors.redaction.patterns import (
     BUILTIN_TYPES,
     RAW_DIGIT_RUN,
+    RAW_SECOND_PASS,
     RAW_TRIGGER_OVERRIDES,
     SECRET_TYPES,
     TRIGGERS,
@@ -123,7 +126,17 @@ class PiiScanner:
         raw_patterns += _NUMBER_VALUE_TRIGGERS
         self._double_id = len(raw_patterns) - 1
         self._raw_db = _compile(raw_patterns) if raw_patterns else None
+        # second pass: encoded or look-alike characters that the normalised copy decodes (normalise.py), and
+        # the rest of the triggers split off above
+        self._raw_db2 = _compile(
+            [(pii_normalise.RAW_ENCODED_TRIGGER, True)]
+            + [RAW_SECOND_PASS[t.name] for t in types if t.name in RAW_SECOND_PASS]
+        )
         self._local = threading.local()
+        self.regex_calls = 0
+        """Regex attempts by the confirming matchers so far (a measure of cost for tests and benches)."""
+        self.regex_chars = 0
+        """Characters those attempts searched through (their window lengths)."""
 
     # --- keys --------------------------------------------------------------------------------------
     def key_kind(self, key: str) -> int:
@@ -192,6 +205,12 @@ class PiiScanner:
             append(end)
 
         self._raw_db.scan(raw, on_match, scratch=self._scratch("raw", self._raw_db))
+        first = len(ends)
+        self._raw_db2.scan(
+            raw, lambda _p, _s, end, _f, _c: append(end), scratch=self._scratch("raw2", self._raw_db2)
+        )
+        if first and len(ends) > first:
+            ends.sort()
         return ends
 
     def candidates(self, texts: list[str]) -> dict[int, set[int]]:
@@ -203,7 +222,17 @@ class PiiScanner:
         hits in that text, or None when they are not known as character offsets (non-ASCII text)."""
         if self._value_db is None or not texts:
             return {}
-        encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+        # the normalised copies of texts that have one are scanned too; their hits count for the original
+        # text without offsets (redact_text scans the copy again)
+        copies: list[int] = []
+        scanned = list(texts)
+        for idx, t in enumerate(texts):
+            if pii_normalise.may_change(t):
+                norm = pii_normalise.normalise(t)
+                if norm is not None:
+                    copies.append(idx)
+                    scanned.append(norm.text)
+        encoded = [t.encode("utf-8", "surrogatepass") for t in scanned]
         starts: list[int] = []
         ends: list[int] = []
         pos = 0
@@ -222,11 +251,16 @@ class PiiScanner:
         found: dict[int, dict[int, list[int] | None]] = {}
         for det, end in hits:
             idx = bisect.bisect_left(ends, end)
+            if idx >= len(scanned):
+                continue
             if idx >= len(texts):
+                found.setdefault(copies[idx - len(texts)], {})[det] = None
                 continue
             by_det = found.setdefault(idx, {})
             # byte offsets are character offsets only in ASCII text
             ascii_text = len(encoded[idx]) == len(texts[idx])
+            if det in by_det and by_det[det] is None:
+                continue
             offsets = by_det.setdefault(det, [] if ascii_text else None)
             if offsets is not None:
                 offsets.append(end - starts[idx])
@@ -242,9 +276,14 @@ class PiiScanner:
         """Redacted text and the type names replaced (one per replacement), or None if nothing was found.
         ``hit_ends`` (from candidate_hits) lets the regexes skip the parts of a long text far from any
         trigger hit."""
-        spans = self._find(text, detector_ids, hit_ends)
+        ids = list(detector_ids)
+        spans = self._find(text, ids, hit_ends)
+        norm = pii_normalise.normalise(text) if pii_normalise.may_change(text) else None
+        if norm is not None:
+            spans = _union(spans, [(*norm.original_span(s, e), d) for s, e, d in self._find(norm.text, ids)])
         if not spans:
             return None
+        detector_ids = ids
         if text.lstrip()[:1] in ("{", "[", '"'):
             return self._redact_json_aware(text, spans, detector_ids)
         return self._apply(text, spans)
@@ -252,43 +291,25 @@ class PiiScanner:
     def _find(
         self, text: str, detector_ids: Iterable[int], hit_ends: dict[int, list[int] | None] | None = None
     ) -> list[tuple[int, int, int]]:
-        found: list[tuple[int, int, int]] = []
+        """Non-overlapping (start, end, detector id) spans, sorted. Linear in ``len(text)``: every regex
+        attempt is confined to a window around trigger hits (windows merged, each searched once, left to
+        right) or, without hit offsets, searches resume where the previous match ended; each built-in regex
+        costs a bounded amount per start position (bounded repeats, or unbounded ones that cannot backtrack
+        across their own input), validators and context checks look at the match and a fixed margin only,
+        and overlap checks walk the spans of the types before in step."""
+        taken: list[tuple[int, int, int]] = []  # accepted spans of higher-priority detectors, sorted
         for det_id in sorted(detector_ids):  # lower id = higher priority
             det = self.detectors[det_id]
-            # Every match contains a trigger hit (the superset property), so a match starts at most
-            # det.reach characters before the end of some hit: search only from there, and stop after the
-            # last hit. Long prompts with one hit cost one short search instead of a scan of the whole text.
             ends = hit_ends.get(det_id) if hit_ends is not None and det.reach else None
-            pos = 0 if ends is None else max(0, ends[0] - det.reach)
+            search = _Search(self, det, text, ends)
+            mine: list[tuple[int, int, int]] = []
+            t = 0  # first span of ``taken`` that may overlap a span starting at or after pos
+            pos = 0
             regroup = -1  # where a search restarted inside a rejected run of groups
             while True:
-                if ends is not None and pos > 0:
-                    k = bisect.bisect_right(ends, pos)
-                    if k == len(ends):
-                        break  # no trigger hit after pos: no match can start there
-                    pos = max(pos, ends[k] - det.reach)
-                if ends is not None and det.width:
-                    # A match that starts before the next hit ends holds that hit or a later one, so it ends
-                    # within det.width of it: look only that far (a long prompt is not scanned to its end for
-                    # each hit). A match ending past that limit may have been cut short: search unbounded.
-                    k = bisect.bisect_right(ends, pos)
-                    if k == len(ends):
-                        break
-                    limit = ends[k] + det.width
-                    m = det.pattern.search(text, pos, limit + _LOOKAROUND)
-                    if m is None:
-                        if limit + _LOOKAROUND >= len(text):
-                            break
-                        pos = ends[k]  # nothing starts before that hit's end
-                        continue
-                    if m.end() > limit:
-                        m = det.pattern.search(text, pos)
-                        if m is None:
-                            break
-                else:
-                    m = det.pattern.search(text, pos)
-                    if m is None:
-                        break
+                m = search.next(pos)
+                if m is None:
+                    break
                 if m.start() == regroup and len(pii_validators.digits_of(m.group(0))) < 13:
                     # the tail of a longer rejected number ("4627 5068 6747 7180" → "5068 6747 7180") only
                     # counts as a card of usual length, not as a 12-digit Maestro that passed Luhn by chance
@@ -311,11 +332,16 @@ class PiiScanner:
                 ):
                     continue
                 start, end = m.span("v") if det.partial else m.span()
-                if start == end or any(start < e and s < end for s, e, _ in found):
+                if start == end or (mine and mine[-1][1] > start):
                     continue
-                found.append((start, end, det_id))
-        found.sort()
-        return found
+                while t < len(taken) and taken[t][1] <= start:
+                    t += 1
+                if t < len(taken) and taken[t][0] < end:
+                    continue  # overlaps a match of a type listed before
+                mine.append((start, end, det_id))
+            if mine:
+                taken = list(heapq.merge(taken, mine))
+        return taken
 
     @staticmethod
     def _next_group(det: _Detector, text: str, m: re.Match[str]) -> int:
@@ -333,9 +359,10 @@ class PiiScanner:
         if not text.startswith(det.shrink_prefix, start):
             return None
         for cut in range(end - 1, start, -1):
-            if text[cut] in det.shrink_at and text[cut - 1].isalnum():
+            # validator first (cheap, rejects most cuts), then the regex (boundaries)
+            if text[cut] in det.shrink_at and text[cut - 1].isalnum() and det.validator(text[start:cut]):
                 shorter = det.pattern.fullmatch(text, start, cut)
-                if shorter is not None and det.validator(shorter.group(0)):
+                if shorter is not None:
                     return shorter
         return None
 
@@ -393,6 +420,84 @@ class PiiScanner:
             return self._placeholder.format(type=label)
         digest = hmac.new(self._hmac_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
         return self._hmac_format.format(type=label, hmac=digest[: self._hmac_length])
+
+
+def _union(a: list[tuple[int, int, int]], b: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Both span lists (each sorted, non-overlapping) as one: overlapping spans become one span covering
+    both, labelled with the type listed first."""
+    if not b:
+        return a
+    out: list[tuple[int, int, int]] = []
+    for start, end, det in heapq.merge(a, b):
+        if out and start < out[-1][1]:
+            s0, e0, d0 = out[-1]
+            out[-1] = (s0, max(e0, end), min(d0, det))
+        else:
+            out.append((start, end, det))
+    return out
+
+
+class _Search:
+    """Successive matches of one detector in one text, each regex attempt confined to where a match can be.
+
+    With hit offsets and a bounded regex width, a match holding a trigger hit that ends at ``e`` lies in
+    ``[e - reach, e + width]``; those windows are merged and each is searched once, left to right, with the
+    search cut ``_LOOKAROUND`` characters past the window (further than any lookahead looks), so no character
+    is examined by more than one window's searches. Without offsets (non-ASCII text, custom patterns, private
+    keys) each search resumes where the last one stopped. ``pos`` never moves back between calls."""
+
+    __slots__ = ("det", "ends", "stats", "text", "w", "windows")
+
+    def __init__(self, stats: PiiScanner, det: _Detector, text: str, ends: list[int] | None) -> None:
+        self.stats, self.det, self.text, self.ends = stats, det, text, ends
+        self.windows: list[tuple[int, int]] | None = None
+        if ends is not None and det.width:
+            windows: list[tuple[int, int]] = []
+            for e in ends:
+                a, b = max(0, e - det.reach), e + det.width
+                if windows and a <= windows[-1][1]:
+                    if b > windows[-1][1]:
+                        windows[-1] = (windows[-1][0], b)
+                else:
+                    windows.append((a, b))
+            self.windows = windows
+        self.w = 0
+
+    def _search(self, pos: int, endpos: int) -> re.Match[str] | None:
+        m = self.det.pattern.search(self.text, pos, endpos)
+        self.stats.regex_calls += 1
+        self.stats.regex_chars += (endpos if m is None else m.end()) - pos
+        return m
+
+    def next(self, pos: int) -> re.Match[str] | None:
+        text, n = self.text, len(self.text)
+        if self.ends is None:
+            return self._search(pos, n)
+        windows = self.windows
+        if windows is None:  # unbounded width: skip to the first hit after pos, then an ordinary search
+            k = bisect.bisect_right(self.ends, pos)
+            if k == len(self.ends):
+                return None
+            return self._search(max(pos, self.ends[k] - self.det.reach), n)
+        while self.w < len(windows):
+            a, b = windows[self.w]
+            if pos >= b:
+                self.w += 1
+                continue
+            pos = max(pos, a)
+            m = self._search(pos, min(n, b + _LOOKAROUND))
+            if m is None:
+                self.w += 1
+                continue
+            if m.end() <= b:
+                return m
+            # ends past the window: only a cut-short lookahead can make that; check it on the whole text
+            full = self.det.pattern.match(text, m.start())
+            self.stats.regex_calls += 1
+            if full is not None:
+                return full
+            pos = m.start() + 1
+        return None
 
 
 _HEX_LETTERS = frozenset(b"abcdefABCDEF")

@@ -98,20 +98,20 @@ IBAN_LENGTHS: dict[str, int] = {
 }
 
 
+_NOT_DIGIT = re.compile(r"\D")
+
+
 def digits_of(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
+    return _NOT_DIGIT.sub("", text)
+
+
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    """Luhn check; ``int`` reads any Unicode decimal digit, so ``٤١١١…`` is checked as 4111…"""
+    rev = digits[::-1]
+    return (sum(map(int, rev[0::2])) + sum(_DOUBLED[int(c)] for c in rev[1::2])) % 10 == 0
 
 
 # Issuer prefixes and lengths of the card networks.
@@ -135,6 +135,8 @@ _CARD_GROUPINGS = {(4, 6, 5), (4, 6, 4)}  # Amex and Diners print 4-6-5 / 4-6-4
 def card_ok(candidate: str) -> bool:
     digits = digits_of(candidate)
     n = len(digits)
+    if not 12 <= n <= 19 or not luhn_ok(digits):
+        return False
     if not any(p.match(digits) and n in lengths for p, lengths in _CARD_BRANDS):
         return False
     if len(set(digits)) == 1:
@@ -143,11 +145,11 @@ def card_ok(candidate: str) -> bool:
     if len(seps) > 1:
         return False  # separators, if any, are of one kind
     if seps:
-        groups = tuple(len(g) for g in re.split(r"[ -]", candidate))
+        groups = tuple(len(g) for g in re.split(r"[ ._/-]", candidate))
         four_blocks = all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
         if not four_blocks and groups not in _CARD_GROUPINGS:
             return False
-    return luhn_ok(digits)
+    return True
 
 
 def ssn_ok(candidate: str) -> bool:
@@ -159,6 +161,8 @@ def ssn_ok(candidate: str) -> bool:
 
 
 def iban_ok(candidate: str) -> bool:
+    if candidate != candidate.upper() and candidate != candidate.lower():
+        return False  # "De89…": a word, not an IBAN written in one case
     compact = candidate.replace(" ", "").upper()
     expected = IBAN_LENGTHS.get(compact[:2])
     if expected is None or len(compact) != expected:
@@ -248,7 +252,22 @@ def phone_context_ok(text: str, start: int, end: int) -> bool:
     if PHONE_CONTEXT.search(before) or PHONE_CONTEXT.search(after):
         return True
     # a value that is nothing but the number (an attribute such as "user.phone" holding "512 345 678")
-    return not text[:start].strip(" \t\"'") and not text[end:].strip(" \t\"'.") and " " in text[start:end]
+    return (
+        _blank_to_edge(text, start, -1, " \t\"'")
+        and _blank_to_edge(text, end, 1, " \t\"'.")
+        and (" " in text[start:end])
+    )
+
+
+def _blank_to_edge(text: str, pos: int, step: int, blanks: str) -> bool:
+    """Is everything from ``pos`` to the start (step -1) or end (step 1) of ``text`` made of ``blanks``?
+    Walks the blank run only (not a slice of the whole text per match, which made long texts quadratic)."""
+    i = pos - 1 if step < 0 else pos
+    while 0 <= i < len(text):
+        if text[i] not in blanks:
+            return False
+        i += step
+    return True
 
 
 _NOT_PERSONAL_V4 = re.compile(r"(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|0\.0\.0\.0)")

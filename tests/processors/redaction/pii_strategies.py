@@ -117,6 +117,12 @@ secrets = st.one_of(
     _token(_alnum, 24).map(lambda t: "xoxb-1234567890-" + t),
     _token(_alnum + "_-", 35).map(lambda t: "AIza" + t),
     _token(_alnum, 24).map(lambda t: "sk_live_" + t),
+    _token(_alnum + "_-", 20).map(lambda t: "glpat-" + t),
+    _token(string.ascii_letters, 34).map(lambda t: "hf_" + t),
+    _token(_alnum, 36).map(lambda t: "npm_" + t),
+    st.tuples(_token(_alnum + "_-", 22), _token(_alnum + "_-", 43)).map(lambda p: f"SG.{p[0]}.{p[1]}"),
+    _token(_alnum + "_-", 60).map(lambda t: "ya29." + t),
+    _token(_alnum + "_-", 28).map(lambda t: "GOCSPX-" + t),
     st.tuples(_token(_alnum, 20), _token(_alnum, 30), _token(_alnum + "_-", 43)).map(
         lambda p: f"eyJ{p[0]}.eyJ{p[1]}.{p[2]}"
     ),

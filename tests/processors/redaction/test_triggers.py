@@ -8,7 +8,13 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.redaction.patterns import BUILTIN_TYPES, RAW_DIGIT_RUN, RAW_TRIGGER_OVERRIDES, TRIGGERS
+from processors.redaction.patterns import (
+    BUILTIN_TYPES,
+    RAW_DIGIT_RUN,
+    RAW_SECOND_PASS,
+    RAW_TRIGGER_OVERRIDES,
+    TRIGGERS,
+)
 from tests.processors.redaction import pii_strategies as ps
 
 FULL = {t.name: t.compile() for t in BUILTIN_TYPES}
@@ -20,7 +26,8 @@ RAW = {
         "(?:"
         + RAW_TRIGGER_OVERRIDES.get(name, TRIGGERS[name])[0]
         + ")"
-        + ("|" + RAW_DIGIT_RUN[0] if name in RAW_TRIGGER_OVERRIDES else ""),
+        + ("|" + RAW_DIGIT_RUN[0] if name in RAW_TRIGGER_OVERRIDES else "")
+        + ("|" + RAW_SECOND_PASS[name][0] if name in RAW_SECOND_PASS else ""),
         re.IGNORECASE if TRIGGERS[name][1] else 0,
     )
     for name in TRIGGERS
@@ -35,6 +42,8 @@ def test_every_type_has_a_trigger() -> None:
 @given(
     text=st.one_of(
         ps.pii_values,
+        ps.ibans().map(str.lower),
+        ps.cards().map(lambda c: c.replace(" ", ".").replace("-", "/")),
         ps.marked_secrets.map(lambda m: m[0]),
         ps.benign_texts,
         st.text(alphabet="0123456789 .-()+:abcdefABCDEF@xX", max_size=40),
@@ -79,3 +88,108 @@ def test_a_widest_match_bound_holds_for_every_bounded_builtin_type() -> None:
             assert det.reach <= det.width
             lookaheads = re.findall(r"\(\?[=!][^)]*\)", det.pattern.pattern)
             assert all(len(a) < _LOOKAROUND for a in lookaheads), det.name
+
+
+# --- the normalised copy (normalise.py): its raw trigger fires on every form the copy decodes -------------
+def _encoded_db() -> object:
+    from processors.redaction.normalise import RAW_ENCODED_TRIGGER
+    from processors.redaction.scanner import _compile
+
+    return _compile([(RAW_ENCODED_TRIGGER, True)])
+
+
+_ENCODED_DB = _encoded_db()
+
+
+def _fires(data: bytes) -> bool:
+    hits: list[int] = []
+    _ENCODED_DB.scan(data, lambda *_a: hits.append(1))  # type: ignore[attr-defined]
+    return bool(hits)
+
+
+def test_the_encoded_trigger_fires_on_every_folded_character_and_escape() -> None:
+    import json
+
+    from processors.redaction.normalise import FOLD, PERCENT_DECODED
+
+    assert not _fires(b"plain ascii text 0123456789 a@b.c %zz \\n \\\\ u0040")
+    missed = [
+        hex(cp)
+        for cp in FOLD
+        if not _fires(b"x" + chr(cp).encode() + b"x") or not _fires(json.dumps(chr(cp)).encode())
+    ]
+    assert not missed
+    for c in PERCENT_DECODED:
+        assert _fires(f"x%{ord(c):02X}x".encode()) and _fires(f"x%{ord(c):02x}x".encode()), c
+    for cp in range(0x80):
+        assert _fires(f"\\u{cp:04x}".encode()) and _fires(f"\\u{cp:04X}".encode())
+
+
+def test_every_decimal_digit_space_separator_and_format_character_is_folded() -> None:
+    import sys
+    import unicodedata
+
+    from processors.redaction.normalise import FOLD
+
+    claimed = {"Nd", "Zs", "Cf", "Pd"}
+    missing = [
+        hex(cp)
+        for cp in range(0x80, sys.maxunicode + 1)
+        if unicodedata.category(chr(cp)) in claimed and cp not in FOLD
+    ]
+    assert not missing
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    c=st.one_of(
+        st.characters(categories=["Nd"]),
+        st.characters(categories=["Zs"]),
+        st.characters(categories=["Cf"]),
+        st.characters(categories=["Pd"]),
+    ),
+    before=st.text(max_size=10),
+    after=st.text(max_size=10),
+)
+def test_the_raw_trigger_fires_on_any_unicode_digit_separator_or_format_character(
+    c: str, before: str, after: str
+) -> None:
+    import json
+
+    if ord(c) < 0x80:
+        return  # ASCII digits, space and "-": the ordinary triggers' business
+    text = before + c + after
+    assert _fires(text.encode("utf-8", "surrogatepass"))
+    assert _fires(json.dumps(text).encode())  # as a JSON-escaped string
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(max_size=40))
+def test_the_raw_trigger_fires_wherever_the_normalised_copy_differs(text: str) -> None:
+    import json
+
+    from processors.redaction.normalise import normalise
+
+    for candidate in (text, json.dumps(text)):
+        if normalise(candidate) is not None:
+            assert _fires(candidate.encode("utf-8", "surrogatepass")), candidate
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        ps.pii_values.map(lambda v: v.replace("@", "%40").replace(" ", "\u00a0")),
+        ps.pii_values.map(lambda v: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in v)),
+        ps.pii_values.map(lambda v: v.replace("@", "\\u0040").replace("-", "\u2013")),
+    )
+)
+def test_triggers_are_a_superset_on_the_normalised_copy(text: str) -> None:
+    # the value triggers run on the copy as on any text: every validated match there holds a trigger hit
+    from processors.redaction.normalise import normalise
+
+    norm = normalise(text)
+    copy = text if norm is None else norm.text
+    for name, full in FULL.items():
+        for m in full.finditer(copy):
+            if VALID[name](m.group(0)):
+                assert TRIG[name].search(m.group(0)), (name, m.group(0))
