@@ -17,8 +17,13 @@ from processors.redaction.config import RedactionConfig
 class ServerConfig:
     """gRPC serving and forwarding limits."""
 
-    max_message_bytes: int = 16 * 1024 * 1024
-    """Largest accepted Export request; larger ones get RESOURCE_EXHAUSTED."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    """Largest accepted Export request; larger ones get RESOURCE_EXHAUSTED. Above what the Collector's
+    exporter sends the sidecar (its batches plus one item up to the ingest receivers' limits)."""
+    forward_max_message_bytes: int = 16 * 1024 * 1024
+    """Largest message forwarded to the Collector's internal receiver: the same value as that receiver's
+    ``max_recv_msg_size_mib`` (docs/collector.md). A processed batch above it is split by resource, scope and
+    item; one item above it on its own is truncated field by field, with a marker."""
     forward_timeout_seconds: float = 10.0
     """Upper bound for one forward to the Collector (the caller's deadline, if shorter, wins)."""
     max_concurrent_batches: int = 16
@@ -32,6 +37,10 @@ class ServerConfig:
     def validate(self, path: str) -> None:
         if self.max_message_bytes < 1024:
             raise ConfigError(f"{path}.max_message_bytes", "must be at least 1024")
+        if self.forward_max_message_bytes < 64 * 1024:
+            raise ConfigError(f"{path}.forward_max_message_bytes", "must be at least 65536 (64 KiB)")
+        if self.forward_max_message_bytes > 2**31 - 1:
+            raise ConfigError(f"{path}.forward_max_message_bytes", "must be below 2 GiB (gRPC's largest)")
         if self.max_concurrent_batches < 1:
             raise ConfigError(f"{path}.max_concurrent_batches", "must be at least 1")
         for name in ("forward_timeout_seconds", "queue_wait_seconds", "drain_timeout_seconds"):

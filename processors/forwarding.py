@@ -1,24 +1,37 @@
-"""The one export path shared by traces and logs: size check, parse, process, forward, status mapping,
-deadlines and the concurrency limit. Signal handlers only say how to parse and process their batch.
+"""The one export path shared by every signal: size check, parse, process, forward (split to fit the
+downstream limit), status mapping, deadlines and the concurrency limit. Signal handlers only say how to parse
+and process their batch; the request and response types come from the gRPC method's descriptor.
 
 Fail closed: the batch is forwarded only after processing succeeded, and the caller gets OK only after the
 Collector acknowledged it. Anything else returns an error status and is counted.
+
+A processed batch larger than the forward limit is split by resource, scope and item (``wire.split``) and
+forwarded part by part; an item too large on its own is truncated field by field (``wire.truncate``). If a
+part fails, the parts already acknowledged are remembered by the fingerprint of the received request, and a
+retry of the same request forwards only the rest (so a retry does not duplicate them).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, cast
 
 import grpc
+from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from processors.config import ServerConfig
 from processors.telemetry import Telemetry
+from processors.wire import split as wire_split
+from processors.wire import truncate as wire_truncate
+from processors.wire.index import Key, WireError
 
 log = logging.getLogger("processors.forwarding")
 
@@ -34,6 +47,52 @@ _RETRYABLE_DOWNSTREAM = {
     grpc.StatusCode.INTERNAL: "downstream_internal",
 }
 _DEADLINE_MARGIN_S = 0.01
+# gRPC's refusal of a message over a receiver's limit (Go: "grpc: received message larger than max (N vs. M)")
+_TOO_LARGE = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
+_LEDGER_SIZE = 256  # split batches whose progress is remembered for a retry
+_TRUNCATE_MARGIN = 64  # bytes below the limit a truncated item aims for
+
+
+class ForwardLimit:
+    """The largest message forwarded, shared by the forwarders of one channel. Starts at
+    ``server.forward_max_message_bytes``; lowered if the Collector refuses a message as too large (its
+    ``max_recv_msg_size_mib`` is then set lower than the sidecar's: a config mistake, logged, not a wedge)."""
+
+    def __init__(self, configured: int) -> None:
+        self.configured = configured
+        self.value = configured
+
+    def learn(self, details: str) -> bool:
+        """Lower the limit from a "larger than max (N vs. M)" refusal; False if it does not say so."""
+        found = _TOO_LARGE.search(details)
+        if found is None:
+            return False
+        downstream_max = int(found.group(2))
+        if downstream_max < self.value:
+            log.warning(
+                "the Collector refuses messages over %d bytes, below server.forward_max_message_bytes=%d; "
+                "splitting to its limit (set its otlp/internal max_recv_msg_size_mib to match)",
+                downstream_max,
+                self.configured,
+            )
+            self.value = max(downstream_max, 1024)
+        return True
+
+
+@dataclass
+class _Progress:
+    """What was forwarded of a split batch so far: its items and the Collector's partial-success counts."""
+
+    done: set[Key] = field(default_factory=set)
+    rejected: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+class _DownstreamError(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
 
 
 @dataclass
@@ -70,6 +129,7 @@ class ExportForwarder:
         server_config: ServerConfig,
         telemetry: Telemetry,
         process: Callable[[bytes, float | None], Processed],
+        limit: ForwardLimit | None = None,
     ) -> None:
         self.signal = signal
         self._config = server_config
@@ -79,6 +139,12 @@ class ExportForwarder:
         self._forward = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         self._slots = threading.BoundedSemaphore(server_config.max_concurrent_batches)
         self._attrs = {"signal": signal}
+        self._limit = limit or ForwardLimit(server_config.forward_max_message_bytes)
+        rpc = descriptor_pool.Default().FindMethodByName(method.strip("/").replace("/", "."))
+        self._request_type = message_factory.GetMessageClass(rpc.input_type)
+        self._response_type = message_factory.GetMessageClass(rpc.output_type)
+        self._ledger: OrderedDict[bytes, _Progress] = OrderedDict()
+        self._ledger_lock = threading.Lock()
 
     def handle(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         limit = self._config.max_message_bytes
@@ -141,48 +207,135 @@ class ExportForwarder:
         if processed.record_metrics is not None:
             processed.record_metrics(telemetry)
 
+        t1 = time.perf_counter()
+        try:
+            response, forwarded = self._deliver(raw, processed, context)
+        except _DownstreamError as err:
+            telemetry.forward_duration.record(time.perf_counter() - t1, self._attrs)
+            self._refuse_downstream(context, err)
+        telemetry.forward_duration.record(time.perf_counter() - t1, self._attrs)
+        telemetry.items_forwarded.add(forwarded, self._attrs)
+        telemetry.batches.add(1, {"signal": self.signal, "outcome": "forwarded"})
+        telemetry.forwarded(self.signal)
+        return response
+
+    def _timeout(self, context: grpc.ServicerContext) -> float:
         timeout = self._config.forward_timeout_seconds
         remaining = context.time_remaining()
         if remaining is not None:
             timeout = min(timeout, remaining - _DEADLINE_MARGIN_S)
         if timeout <= 0:
-            self._fail(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                "deadline",
-                "caller deadline expired before the batch could be forwarded; retry",
+            raise _DownstreamError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "caller deadline expired before the batch could be forwarded",
             )
-        t1 = time.perf_counter()
+        return timeout
+
+    def _send(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         try:
-            response: bytes = self._forward(processed.payload, timeout=timeout)
+            response: bytes = self._forward(payload, timeout=self._timeout(context))
         except grpc.RpcError as err:
             code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
             details = err.details() if isinstance(err, grpc.Call) else str(err)
-            telemetry.forward_duration.record(time.perf_counter() - t1, self._attrs)
-            kind = _RETRYABLE_DOWNSTREAM.get(code)
-            if kind is not None:
-                log.warning(
-                    "forward failed; caller will retry",
-                    extra={"signal": self.signal, "code": code.name, "details": details},
-                )
-                self._fail(
-                    context,
-                    grpc.StatusCode.UNAVAILABLE,
-                    kind,
-                    f"forward to the Collector failed ({code.name}: {details}); retry",
-                )
-            log.error(
-                "forward rejected downstream",
+            raise _DownstreamError(code, details or "") from None
+        return response
+
+    def _deliver(self, raw: bytes, processed: Processed, context: grpc.ServicerContext) -> tuple[bytes, int]:
+        """Forward the processed batch, split if it is over the forward limit; the Collector's response and
+        the number of items it acknowledged."""
+        payload = processed.payload
+        if len(payload) <= self._limit.value:
+            try:
+                return self._send(payload, context), processed.items
+            except _DownstreamError as err:
+                if err.code != grpc.StatusCode.RESOURCE_EXHAUSTED or not self._limit.learn(err.details):
+                    raise
+        return self._deliver_split(raw, payload, context)
+
+    def _deliver_split(self, raw: bytes, payload: bytes, context: grpc.ServicerContext) -> tuple[bytes, int]:
+        fingerprint = hashlib.sha256(raw).digest()
+        with self._ledger_lock:
+            progress = self._ledger.pop(fingerprint, None)
+        if progress is not None and progress.done:
+            self._telemetry.items_resumed.add(len(progress.done), self._attrs)
+        progress = progress or _Progress()
+        forwarded = 0
+        self._telemetry.batches_split.add(1, self._attrs)
+        try:
+            for _attempt in range(2):  # a second time only with a limit learned from the Collector
+                try:
+                    parts = wire_split.split(payload, self._limit.value, progress.done)
+                except WireError as exc:  # processed bytes always index; if not: fail closed, retryable
+                    raise _DownstreamError(grpc.StatusCode.INTERNAL, f"cannot split: {exc}") from exc
+                try:
+                    for part in parts:
+                        data = self._truncated(part) if part.oversize else part.payload
+                        self._absorb(progress, self._send(data, context))
+                        progress.done.update(part.items)
+                        forwarded += len(part.items)
+                    break
+                except _DownstreamError as err:
+                    if err.code != grpc.StatusCode.RESOURCE_EXHAUSTED or not self._limit.learn(err.details):
+                        raise
+                    if _attempt:
+                        raise
+        except _DownstreamError:
+            with self._ledger_lock:  # a retry of this request forwards only the rest
+                self._ledger[fingerprint] = progress
+                while len(self._ledger) > _LEDGER_SIZE:
+                    self._ledger.popitem(last=False)
+            raise
+        response: Any = self._response_type()
+        if progress.rejected or progress.messages:
+            partial = response.partial_success
+            setattr(partial, partial.DESCRIPTOR.fields_by_number[1].name, progress.rejected)
+            partial.error_message = "; ".join(progress.messages)
+        return response.SerializeToString(), forwarded
+
+    def _absorb(self, progress: _Progress, response: bytes) -> None:
+        """Add one part's partial_success (rejected count, message) to the batch's."""
+        try:
+            partial = cast(Any, self._response_type.FromString(response)).partial_success
+        except DecodeError:
+            return
+        progress.rejected += getattr(partial, partial.DESCRIPTOR.fields_by_number[1].name)
+        if partial.error_message:
+            progress.messages.append(partial.error_message)
+
+    def _truncated(self, part: wire_split.Part) -> bytes:
+        """One item over the forward limit on its own, truncated field by field to fit (after redaction:
+        what is kept was scanned)."""
+        request = self._request_type.FromString(part.payload)
+        done = wire_truncate.fit(request, self._limit.value - _TRUNCATE_MARGIN)
+        if done.changed:
+            log.warning(
+                "an item over the forward limit was truncated",
+                extra={"signal": self.signal, "fields": done.fields, "entries_dropped": done.entries_dropped},
+            )
+            self._telemetry.items_repaired.add(1, {"signal": self.signal, "reason": "too_large"})
+        return bytes(request.SerializeToString())
+
+    def _refuse_downstream(self, context: grpc.ServicerContext, err: _DownstreamError) -> NoReturn:
+        code, details = err.code, err.details
+        kind = _RETRYABLE_DOWNSTREAM.get(code)
+        if kind is not None:
+            log.warning(
+                "forward failed; caller will retry",
                 extra={"signal": self.signal, "code": code.name, "details": details},
             )
             self._fail(
-                context, code, "downstream_rejected", f"Collector rejected the batch ({code.name}: {details})"
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                kind,
+                f"forward to the Collector failed ({code.name}: {details}); retry",
             )
-        telemetry.forward_duration.record(time.perf_counter() - t1, self._attrs)
-        telemetry.items_forwarded.add(processed.items, self._attrs)
-        telemetry.batches.add(1, {"signal": self.signal, "outcome": "forwarded"})
-        telemetry.forwarded(self.signal)
-        return response
+        log.error(
+            "forward rejected downstream",
+            extra={"signal": self.signal, "code": code.name, "details": details},
+        )
+        self._fail(
+            context, code, "downstream_rejected", f"Collector rejected the batch ({code.name}: {details})"
+        )
 
     def _fail(
         self, context: grpc.ServicerContext, code: grpc.StatusCode, kind: str, message: str

@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from processors.config import SidecarConfig
-from processors.forwarding import ExportForwarder
+from processors.forwarding import ExportForwarder, ForwardLimit
 from processors.handlers import LOGS_METHOD, LOGS_SERVICE, TRACE_METHOD, TRACE_SERVICE, Processor
 from processors.telemetry import Telemetry
 
@@ -48,11 +48,12 @@ def start_server(
     channel = grpc.insecure_channel(
         forward,
         options=[
-            ("grpc.max_send_message_length", 2 * limit),
+            ("grpc.max_send_message_length", -1),  # ForwardLimit decides; never refused on our side
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.enable_retries", 0),
         ],
     )
+    forward_limit = ForwardLimit(config.server.forward_max_message_bytes)  # one per channel
     forwarders = {
         service: ExportForwarder(
             signal=name,
@@ -61,6 +62,7 @@ def start_server(
             server_config=config.server,
             telemetry=telemetry,
             channel=channel,
+            limit=forward_limit,
         )
         for service, method, name, process in (
             (TRACE_SERVICE, TRACE_METHOD, "traces", pipeline.process_traces),

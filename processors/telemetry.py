@@ -29,6 +29,11 @@ REDACTIONS = "sidecar.redactions"
 GENAI_COST = "sidecar.gen_ai.cost"
 GENAI_UNPRICED = "sidecar.gen_ai.unpriced_spans"
 LAST_FORWARD = "sidecar.forward.last_success"
+BATCHES_SPLIT = "sidecar.batches.split"
+ITEMS_RESUMED = "sidecar.items.resumed"
+ITEMS_REPAIRED = "sidecar.items.repaired"
+ITEMS_DROPPED = "sidecar.items.dropped"
+ITEMS_QUARANTINED = "sidecar.items.quarantined"
 
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ITEMS_RECEIVED: ("{item}", "Spans or log records received", ("signal",)),
@@ -45,6 +50,19 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     GENAI_UNPRICED: ("{span}", "GenAI spans with usage whose model has no price", ("gen_ai.response.model",)),
     LAST_FORWARD: ("s", "Unix time of the last successful forward (for silence alerts)", ("signal",)),
+    BATCHES_SPLIT: ("{batch}", "Batches over the forward limit, forwarded in several parts", ("signal",)),
+    ITEMS_RESUMED: (
+        "{item}",
+        "Items of a split batch not forwarded again on a retry: already acknowledged (no duplicate)",
+        ("signal",),
+    ),
+    ITEMS_REPAIRED: ("{item}", "Items forwarded with a field repaired or truncated", ("signal", "reason")),
+    ITEMS_DROPPED: ("{item}", "Items removed from their batch and not kept anywhere", ("signal", "reason")),
+    ITEMS_QUARANTINED: (
+        "{item}",
+        "Items not forwarded but written to the dead-letter directory (PII at rest)",
+        ("signal", "reason"),
+    ),
 }
 
 _DURATION_BUCKETS = (
@@ -87,6 +105,11 @@ class Telemetry:
         self.redactions = meter.create_counter(REDACTIONS, *METRICS[REDACTIONS][:2])
         self.cost = meter.create_counter(GENAI_COST, *METRICS[GENAI_COST][:2])
         self.unpriced = meter.create_counter(GENAI_UNPRICED, *METRICS[GENAI_UNPRICED][:2])
+        self.batches_split = meter.create_counter(BATCHES_SPLIT, *METRICS[BATCHES_SPLIT][:2])
+        self.items_resumed = meter.create_counter(ITEMS_RESUMED, *METRICS[ITEMS_RESUMED][:2])
+        self.items_repaired = meter.create_counter(ITEMS_REPAIRED, *METRICS[ITEMS_REPAIRED][:2])
+        self.items_dropped = meter.create_counter(ITEMS_DROPPED, *METRICS[ITEMS_DROPPED][:2])
+        self.items_quarantined = meter.create_counter(ITEMS_QUARANTINED, *METRICS[ITEMS_QUARANTINED][:2])
         self._last_forward: dict[str, float] = {}
         self._lock = threading.Lock()
         meter.create_observable_gauge(

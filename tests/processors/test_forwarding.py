@@ -202,3 +202,86 @@ def test_health_is_serving(sink: Sink) -> None:
             resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert resp.status == health_pb2.HealthCheckResponse.SERVING
         channel.close()
+
+
+# --- batches over the forward limit ------------------------------------------------------------------
+
+
+def _spans(raws: list[bytes]) -> list[str]:
+    return [
+        sp.name
+        for raw in raws
+        for rs in ExportTraceServiceRequest.FromString(raw).resource_spans
+        for ss in rs.scope_spans
+        for sp in ss.spans
+    ]
+
+
+def _big_batch(n: int, size: int) -> ExportTraceServiceRequest:
+    return trace_request(
+        *(span(f"big-{i}", {"gen_ai.input.messages": "word " * (size // 5)}, i=i) for i in range(n))
+    )
+
+
+def _limited(forward_limit: int) -> SidecarConfig:
+    return SidecarConfig(server=build(ServerConfig, {"forward_max_message_bytes": forward_limit}, "server"))
+
+
+def test_batch_over_the_forward_limit_is_split_and_each_part_fits(sink: Sink) -> None:
+    req = _big_batch(512, 16 * 1024)  # 512 spans of 16 KB: ~8.4 MB, over the sink's 4 MiB
+    with running_sidecar(_limited(4 * 1024 * 1024), sink.port) as sidecar:
+        client = Client(sidecar.port)
+        client.traces(req, timeout=30)
+        client.close()
+    assert len(sink.traces) >= 3
+    assert all(len(raw) <= 4 * 1024 * 1024 for raw in sink.traces)
+    assert _spans(sink.traces) == [f"big-{i}" for i in range(512)]
+
+
+def test_a_retry_after_a_failed_part_forwards_only_the_rest(sink: Sink) -> None:
+    req = _big_batch(300, 16 * 1024)  # ~4.9 MB: three parts of at most 2 MiB
+    sink.fail_at = {2}  # the second part is refused once: the Collector retries the whole request
+    with running_sidecar(_limited(2 * 1024 * 1024), sink.port) as sidecar:
+        client = Client(sidecar.port)
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(req, timeout=30)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        client.traces(req, timeout=30)
+        client.close()
+    names = _spans(sink.traces)
+    assert sorted(names) == sorted(f"big-{i}" for i in range(300))  # each exactly once: no duplicate
+
+
+def test_a_collector_limit_below_the_configured_one_is_learned_not_a_wedge(sink: Sink) -> None:
+    sink.stop()
+    small = Sink(max_receive=1024 * 1024).start()  # the internal receiver was left at 1 MiB
+    try:
+        req = _big_batch(200, 16 * 1024)  # ~3.3 MB
+        with running_sidecar(SidecarConfig(), small.port) as sidecar:  # configured: 16 MiB
+            client = Client(sidecar.port)
+            client.traces(req, timeout=30)
+            client.traces(req, timeout=30)  # the learned limit holds for later batches
+            client.close()
+    finally:
+        small.stop()
+    assert all(len(raw) <= 1024 * 1024 for raw in small.traces)
+    assert sorted(_spans(small.traces)) == sorted(f"big-{i}" for i in range(200) for _ in range(2))
+
+
+def test_one_item_over_the_limit_is_truncated_redacted_and_forwarded(sink: Sink) -> None:
+    blob = "mail bob@example.com " + "a" * 5_000_000  # one 5 MB attribute
+    req = trace_request(span("huge", {"prompt": blob, "other": "kept"}), span("small", {"x": 1}, i=2))
+    with running_sidecar(_limited(4 * 1024 * 1024), sink.port) as sidecar:
+        client = Client(sidecar.port)
+        client.traces(req, timeout=30)
+        client.close()
+    assert all(len(raw) <= 4 * 1024 * 1024 for raw in sink.traces)
+    spans = {
+        sp.name: span_attrs(sp)
+        for raw in sink.traces
+        for sp in ExportTraceServiceRequest.FromString(raw).resource_spans[0].scope_spans[0].spans
+    }
+    assert set(spans) == {"huge", "small"}
+    prompt = str(spans["huge"]["prompt"])
+    assert prompt.startswith("mail <EMAIL> aaa") and "truncated by llm-otel-sidecar" in prompt
+    assert spans["huge"]["other"] == "kept"
