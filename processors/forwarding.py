@@ -25,10 +25,11 @@ from typing import Any, NoReturn, cast
 
 import grpc
 from google.protobuf import descriptor_pool, message_factory
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from processors.config import ServerConfig
 from processors.telemetry import Telemetry
+from processors.wire import repair as wire_repair
 from processors.wire import split as wire_split
 from processors.wire import truncate as wire_truncate
 from processors.wire.index import Key, WireError
@@ -351,8 +352,19 @@ class ExportForwarder:
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
 
-def parse_or_reject(parse: Callable[[bytes], object], raw: bytes, what: str) -> object:
+def parse_repairing(
+    request_type: type[Message], raw: bytes
+) -> tuple[Message, bytes, wire_repair.Repair | None]:
+    """Parse ``raw``; if Python's protobuf refuses it, repair it item by item (``wire.repair``: invalid UTF-8,
+    excessive nesting, a malformed item removed) and parse that. Returns the request, the bytes it was parsed
+    from and the repair (None if none was needed). Rejected only if the request as a whole is unparseable."""
+    what = request_type.DESCRIPTOR.name
     try:
-        return parse(raw)
+        return request_type.FromString(raw), raw, None
     except DecodeError as exc:
-        raise Rejected(f"request is not a valid {what} protobuf message: {exc}") from exc
+        first = exc
+    try:
+        fixed = wire_repair.repair(raw, request_type.DESCRIPTOR)
+        return request_type.FromString(fixed.payload), fixed.payload, fixed
+    except (WireError, DecodeError):
+        raise Rejected(f"request is not a valid {what} protobuf message: {first}") from first

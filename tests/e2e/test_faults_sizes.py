@@ -4,76 +4,23 @@ exactly once and the path keeps flowing afterwards (issue 9, item 1)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from processors.config import SidecarConfig
-from processors.handlers import Pipeline
-from processors.server import RunningServer, start_server
-from processors.telemetry import Telemetry
+from tests.e2e.faults_support import collector_with_sidecar, exported_by_id, post_traces
 from tests.processors.helpers import span, trace_request
-from tests.stack_support import CollectorProcess, attr, exported_spans, wait_for
+from tests.stack_support import attr, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Loop:
-    collector: CollectorProcess
-    sidecar: RunningServer
-
-
-@contextlib.contextmanager
-def collector_with_sidecar(run_dir: Path, config: SidecarConfig | None = None) -> Iterator[Loop]:
-    """The real Collector (production config + native overlay) with an in-process sidecar in its loop."""
-    col = CollectorProcess(run_dir)
-    config = config or SidecarConfig()
-    sidecar = start_server(
-        config,
-        Pipeline(config),
-        Telemetry(None),
-        "127.0.0.1:0",
-        f"127.0.0.1:{col.ports['internal_otlp']}",
-        False,
-    )
-    col.extra_env["SIDECAR_ENDPOINT"] = f"127.0.0.1:{sidecar.port}"
-    try:
-        col.start()
-        yield Loop(col, sidecar)
-    finally:
-        col.stop()
-        sidecar.stop(1.0)
-
-
-def post_traces(col: CollectorProcess, req: ExportTraceServiceRequest) -> int:
-    http_req = urllib.request.Request(
-        f"http://127.0.0.1:{col.ports['otlp_http']}/v1/traces",
-        data=req.SerializeToString(),
-        headers={"Content-Type": "application/x-protobuf"},
-        method="POST",
-    )
-    with urllib.request.urlopen(http_req, timeout=60) as resp:
-        return int(resp.status)
 
 
 def _span(name: str, attributes: dict[str, object]) -> tuple[ExportTraceServiceRequest, str]:
     one = span(name, attributes, start_time_unix_nano=1, end_time_unix_nano=2)
     one.trace_id, one.span_id = os.urandom(16), os.urandom(8)
     return trace_request(one, resource={"service.name": "size-test"}), one.span_id.hex()
-
-
-def _exported(col: CollectorProcess) -> dict[str, list[dict[str, object]]]:
-    by_id: dict[str, list[dict[str, object]]] = {}
-    for s in exported_spans(col.traces_file):
-        by_id.setdefault(str(s["spanId"]), []).append(s)
-    return by_id
 
 
 def test_four_5mb_requests_and_512_spans_of_16kb_are_exported_once_each(
@@ -102,7 +49,7 @@ def test_four_5mb_requests_and_512_spans_of_16kb_are_exported_once_each(
         wanted = {*big_ids, *many_ids, probe_id}
 
         def all_there() -> dict[str, list[dict[str, object]]] | None:
-            found = _exported(col)
+            found = exported_by_id(col)
             return found if wanted <= found.keys() else None
 
         exported = wait_for(
