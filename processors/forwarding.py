@@ -28,11 +28,12 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from processors.config import ServerConfig
+from processors.deadletter import DeadLetter
 from processors.telemetry import Telemetry
 from processors.wire import repair as wire_repair
 from processors.wire import split as wire_split
 from processors.wire import truncate as wire_truncate
-from processors.wire.index import Key, WireError
+from processors.wire.index import ITEM, Key, WireError, index
 
 log = logging.getLogger("processors.forwarding")
 
@@ -51,6 +52,7 @@ _DEADLINE_MARGIN_S = 0.01
 # gRPC's refusal of a message over a receiver's limit (Go: "grpc: received message larger than max (N vs. M)")
 _TOO_LARGE = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
 _LEDGER_SIZE = 256  # split batches whose progress is remembered for a retry
+_ATTEMPTS_SIZE = 4096  # batches whose failed attempts are counted
 _TRUNCATE_MARGIN = 64  # bytes below the limit a truncated item aims for
 
 
@@ -103,6 +105,8 @@ class Processed:
     payload: bytes
     items: int
     record_metrics: Callable[[Telemetry], None] | None = None
+    quarantine: list[tuple[str, bytes]] = field(default_factory=list)
+    """(reason, request bytes) of items taken out of the batch, to be written to the dead-letter directory."""
 
 
 class Rejected(Exception):
@@ -131,6 +135,7 @@ class ExportForwarder:
         telemetry: Telemetry,
         process: Callable[[bytes, float | None], Processed],
         limit: ForwardLimit | None = None,
+        dead_letter: DeadLetter | None = None,
     ) -> None:
         self.signal = signal
         self._config = server_config
@@ -146,17 +151,16 @@ class ExportForwarder:
         self._response_type = message_factory.GetMessageClass(rpc.output_type)
         self._ledger: OrderedDict[bytes, _Progress] = OrderedDict()
         self._ledger_lock = threading.Lock()
+        self._dead_letter = dead_letter
+        self._attempts: OrderedDict[bytes, int] = OrderedDict()
 
     def handle(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         limit = self._config.max_message_bytes
-        if len(raw) > limit:
-            self._fail(
-                context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                "too_large",
-                f"{self.signal} export request is {len(raw)} bytes, over the sidecar's limit of {limit} "
-                "bytes (server.max_message_bytes); send smaller batches",
+        if len(raw) > limit:  # cannot be processed, ever: kept, not dropped and not retried forever
+            log.error(
+                "request over server.max_message_bytes", extra={"signal": self.signal, "bytes": len(raw)}
             )
+            return self._quarantine(context, raw, "too_large", _count_items(raw))
         remaining = context.time_remaining()
         wait = (
             self._config.queue_wait_seconds
@@ -187,18 +191,21 @@ class ExportForwarder:
             log.warning(
                 "processing unavailable; caller will retry", extra={"signal": self.signal, "kind": exc.kind}
             )
+            if exc.kind == "worker_lost":  # a batch that kills its worker every time must not loop forever
+                return self._suspect(context, raw, "worker_lost", str(exc))
             self._fail(context, grpc.StatusCode.UNAVAILABLE, exc.kind, str(exc))
         except Exception as exc:
             # Fail closed: the batch may be partly redacted, so none of it leaves. The exception text is not
-            # echoed back or logged: it could quote the data being redacted.
+            # echoed back or logged: it could quote the data being redacted. Retryable (it may be passing),
+            # and after server.max_attempts_per_batch attempts the batch goes to the dead-letter directory.
             log.error(
                 "processing failed; batch not forwarded",
                 extra={"signal": self.signal, "error": type(exc).__name__},
             )
-            self._fail(
+            return self._suspect(
                 context,
-                grpc.StatusCode.INTERNAL,
-                "internal",
+                raw,
+                "processing_failed",
                 f"sidecar failed to process the {self.signal} batch ({type(exc).__name__}); it was NOT "
                 "forwarded (fail closed)",
             )
@@ -208,17 +215,97 @@ class ExportForwarder:
         if processed.record_metrics is not None:
             processed.record_metrics(telemetry)
 
+        set_aside = self._set_aside(context, processed.quarantine)  # before forwarding: never lost after it
         t1 = time.perf_counter()
         try:
             response, forwarded = self._deliver(raw, processed, context)
         except _DownstreamError as err:
             telemetry.forward_duration.record(time.perf_counter() - t1, self._attrs)
-            self._refuse_downstream(context, err)
+            return self._refuse_downstream(context, raw, processed.items, err)
         telemetry.forward_duration.record(time.perf_counter() - t1, self._attrs)
         telemetry.items_forwarded.add(forwarded, self._attrs)
         telemetry.batches.add(1, {"signal": self.signal, "outcome": "forwarded"})
         telemetry.forwarded(self.signal)
+        if self._attempts:  # it may be a batch that failed before and now went through
+            with self._ledger_lock:
+                self._attempts.pop(hashlib.sha256(raw).digest(), None)
+        if set_aside:
+            response = self._with_rejected(
+                response, set_aside, "malformed item(s) quarantined by the sidecar"
+            )
         return response
+
+    # --- what cannot be forwarded: bounded retries, then the dead-letter directory ---------------------
+
+    def _suspect(self, context: grpc.ServicerContext, raw: bytes, reason: str, message: str) -> bytes:
+        """A failure that may be this batch's own: UNAVAILABLE (the Collector retries) for the first
+        ``server.max_attempts_per_batch - 1`` attempts of the same bytes, then quarantined, so it cannot hold
+        the Collector's queue forever."""
+        fingerprint = hashlib.sha256(raw).digest()
+        limit = self._config.max_attempts_per_batch
+        with self._ledger_lock:
+            attempt = self._attempts.pop(fingerprint, 0) + 1
+            if attempt < limit:
+                self._attempts[fingerprint] = attempt
+                while len(self._attempts) > _ATTEMPTS_SIZE:
+                    self._attempts.popitem(last=False)
+        if attempt < limit:
+            self._fail(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                reason,
+                f"{message}; attempt {attempt} of {limit}, retry",
+            )
+        log.error(
+            "batch failed on every attempt; quarantining it",
+            extra={"signal": self.signal, "reason": reason, "attempts": attempt},
+        )
+        return self._quarantine(context, raw, reason, _count_items(raw))
+
+    def _quarantine(self, context: grpc.ServicerContext, raw: bytes, reason: str, items: int) -> bytes:
+        """Write the batch as received to the dead-letter directory and answer OK with a partial_success
+        naming it (the Collector logs it and drops it from its queue, nothing is retried). If it cannot be
+        written, UNAVAILABLE: the batch stays in the Collector's queue (and holds it: alert on that)."""
+        path = self._write_dead_letter(context, reason, raw, items)
+        self._telemetry.batches.add(1, {"signal": self.signal, "outcome": "quarantined"})
+        return self._with_rejected(
+            self._response_type().SerializeToString(),
+            items,
+            f"not forwarded ({reason}): quarantined by the sidecar to {path}",
+        )
+
+    def _set_aside(self, context: grpc.ServicerContext, entries: list[tuple[str, bytes]]) -> int:
+        for reason, data in entries:
+            self._write_dead_letter(context, reason, data, 1)
+        return len(entries)
+
+    def _write_dead_letter(self, context: grpc.ServicerContext, reason: str, data: bytes, items: int) -> str:
+        if self._dead_letter is None:
+            self._fail(context, grpc.StatusCode.UNAVAILABLE, "dead_letter_failed", "no dead-letter directory")
+        try:
+            written = self._dead_letter.write(self.signal, reason, data)
+        except OSError as exc:
+            log.error(
+                "cannot write to the dead-letter directory; the batch stays in the Collector's queue",
+                extra={"signal": self.signal, "reason": reason, "error": str(exc)},
+            )
+            self._fail(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "dead_letter_failed",
+                f"the sidecar could not quarantine a {reason} batch ({type(exc).__name__}); retry",
+            )
+        if written.new:
+            self._telemetry.items_quarantined.add(items, {"signal": self.signal, "reason": reason})
+        return str(written.path)
+
+    def _with_rejected(self, response: bytes, rejected: int, message: str) -> bytes:
+        parsed: Any = self._response_type.FromString(response)
+        partial = parsed.partial_success
+        field_name = partial.DESCRIPTOR.fields_by_number[1].name
+        setattr(partial, field_name, getattr(partial, field_name) + rejected)
+        partial.error_message = "; ".join(m for m in (partial.error_message, message) if m)
+        return bytes(parsed.SerializeToString())
 
     def _timeout(self, context: grpc.ServicerContext) -> float:
         timeout = self._config.forward_timeout_seconds
@@ -316,8 +403,13 @@ class ExportForwarder:
             self._telemetry.items_repaired.add(1, {"signal": self.signal, "reason": "too_large"})
         return bytes(request.SerializeToString())
 
-    def _refuse_downstream(self, context: grpc.ServicerContext, err: _DownstreamError) -> NoReturn:
+    def _refuse_downstream(
+        self, context: grpc.ServicerContext, raw: bytes, items: int, err: _DownstreamError
+    ) -> bytes:
         code, details = err.code, err.details
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE.search(details):
+            # still too large after splitting and truncating: this batch's own failure, not an overload
+            return self._suspect(context, raw, "downstream_too_large", f"Collector: {details}")
         kind = _RETRYABLE_DOWNSTREAM.get(code)
         if kind is not None:
             log.warning(
@@ -330,13 +422,14 @@ class ExportForwarder:
                 kind,
                 f"forward to the Collector failed ({code.name}: {details}); retry",
             )
+        # A permanent refusal (INVALID_ARGUMENT, …) of what the sidecar produced: retrying cannot help and
+        # passing the code back would make the Collector drop the batch. Kept instead.
         log.error(
-            "forward rejected downstream",
+            "forward rejected downstream; quarantining the batch",
             extra={"signal": self.signal, "code": code.name, "details": details},
         )
-        self._fail(
-            context, code, "downstream_rejected", f"Collector rejected the batch ({code.name}: {details})"
-        )
+        self._telemetry.forward_errors.add(1, {"signal": self.signal, "kind": "downstream_rejected"})
+        return self._quarantine(context, raw, "downstream_rejected", items)
 
     def _fail(
         self, context: grpc.ServicerContext, code: grpc.StatusCode, kind: str, message: str
@@ -350,6 +443,14 @@ class ExportForwarder:
         self._telemetry.batches.add(1, {"signal": self.signal, "outcome": outcome})
         context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def _count_items(raw: bytes) -> int:
+    """Spans / log records / metrics in a request, read from the wire (0 if it cannot be read)."""
+    try:
+        return sum(1 for region in index(raw).regions if region.kind == ITEM)
+    except WireError:
+        return 0
 
 
 def parse_repairing(

@@ -20,7 +20,7 @@ from processors.telemetry import Telemetry
 from processors.wire import index as wire_index
 from processors.wire import splice as wire_splice
 from processors.wire.index import ITEM, Key, string_tag_bytes
-from processors.wire.repair import Repair
+from processors.wire.repair import MALFORMED, Repair, removed_request
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
@@ -39,8 +39,12 @@ the wire-level repair changed (its ``payload`` emptied: the bytes to forward are
 
 def processed_from_parts(signal: str, raw: bytes, parts: Parts) -> Processed:
     payload, items, cost, redaction, repair = parts
+    quarantine = [(MALFORMED, removed_request(item)) for _, item in repair.removed] if repair else []
     return Processed(
-        raw if payload is None else payload, items, _metrics_recorder(signal, cost, redaction, repair)
+        raw if payload is None else payload,
+        items,
+        _metrics_recorder(signal, cost, redaction, repair),
+        quarantine,
     )
 
 
@@ -202,7 +206,7 @@ def _metrics_recorder(
     if (
         (cost is None or not cost.changed)
         and (redaction is None or not redaction.changed)
-        and (repair is None or not repair.changed)
+        and (repair is None or not repair.repaired)
     ):
         return None
 
@@ -210,8 +214,6 @@ def _metrics_recorder(
         if repair is not None:
             for reason, count in repair.repaired.items():
                 telemetry.items_repaired.add(count, {"signal": signal, "reason": reason})
-            if repair.removed:
-                telemetry.items_dropped.add(len(repair.removed), {"signal": signal, "reason": "malformed"})
         if redaction is not None:
             for pii_type, count in redaction.by_type.items():
                 telemetry.redactions.add(count, {"signal": signal, "pii.type": pii_type})

@@ -9,11 +9,13 @@ import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from processors.config import SidecarConfig
+from processors.deadletter import DeadLetter, default_directory
 from processors.forwarding import ExportForwarder, ForwardLimit
 from processors.handlers import LOGS_METHOD, LOGS_SERVICE, TRACE_METHOD, TRACE_SERVICE, Processor
 from processors.telemetry import Telemetry
@@ -54,6 +56,10 @@ def start_server(
         ],
     )
     forward_limit = ForwardLimit(config.server.forward_max_message_bytes)  # one per channel
+    dead_letter = DeadLetter(
+        Path(config.server.dead_letter_dir) if config.server.dead_letter_dir else default_directory(),
+        config.server.dead_letter_max_bytes,
+    )
     forwarders = {
         service: ExportForwarder(
             signal=name,
@@ -63,6 +69,7 @@ def start_server(
             telemetry=telemetry,
             channel=channel,
             limit=forward_limit,
+            dead_letter=dead_letter,
         )
         for service, method, name, process in (
             (TRACE_SERVICE, TRACE_METHOD, "traces", pipeline.process_traces),

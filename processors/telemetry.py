@@ -32,7 +32,6 @@ LAST_FORWARD = "sidecar.forward.last_success"
 BATCHES_SPLIT = "sidecar.batches.split"
 ITEMS_RESUMED = "sidecar.items.resumed"
 ITEMS_REPAIRED = "sidecar.items.repaired"
-ITEMS_DROPPED = "sidecar.items.dropped"
 ITEMS_QUARANTINED = "sidecar.items.quarantined"
 
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -57,7 +56,6 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("signal",),
     ),
     ITEMS_REPAIRED: ("{item}", "Items forwarded with a field repaired or truncated", ("signal", "reason")),
-    ITEMS_DROPPED: ("{item}", "Items removed from their batch and not kept anywhere", ("signal", "reason")),
     ITEMS_QUARANTINED: (
         "{item}",
         "Items not forwarded but written to the dead-letter directory (PII at rest)",
@@ -108,7 +106,6 @@ class Telemetry:
         self.batches_split = meter.create_counter(BATCHES_SPLIT, *METRICS[BATCHES_SPLIT][:2])
         self.items_resumed = meter.create_counter(ITEMS_RESUMED, *METRICS[ITEMS_RESUMED][:2])
         self.items_repaired = meter.create_counter(ITEMS_REPAIRED, *METRICS[ITEMS_REPAIRED][:2])
-        self.items_dropped = meter.create_counter(ITEMS_DROPPED, *METRICS[ITEMS_DROPPED][:2])
         self.items_quarantined = meter.create_counter(ITEMS_QUARANTINED, *METRICS[ITEMS_QUARANTINED][:2])
         self._last_forward: dict[str, float] = {}
         self._lock = threading.Lock()

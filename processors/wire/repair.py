@@ -168,3 +168,9 @@ def _rebuild(raw: bytes, idx: Any, new: dict[int, bytes | None], headers: dict[i
 
 def _wrapped(number: int, content: bytes) -> bytes:
     return b"".join((_tag(number), encode_varint(len(content)), content))
+
+
+def removed_request(item_field: bytes) -> bytes:
+    """A request holding just one removed item (its bytes as a field of a Scope* message), for the
+    dead-letter directory: without its resource and scope, which stayed with the batch."""
+    return _wrapped(1, _wrapped(2, item_field))

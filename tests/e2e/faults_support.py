@@ -11,7 +11,7 @@ from pathlib import Path
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from processors.config import SidecarConfig
-from processors.handlers import Pipeline
+from processors.handlers import Pipeline, Processor
 from processors.server import RunningServer, start_server
 from processors.telemetry import Telemetry
 from tests.stack_support import CollectorProcess, exported_spans
@@ -24,13 +24,15 @@ class Loop:
 
 
 @contextlib.contextmanager
-def collector_with_sidecar(run_dir: Path, config: SidecarConfig | None = None) -> Iterator[Loop]:
+def collector_with_sidecar(
+    run_dir: Path, config: SidecarConfig | None = None, pipeline: Processor | None = None
+) -> Iterator[Loop]:
     """The real Collector (production config + native overlay) with an in-process sidecar in its loop."""
     col = CollectorProcess(run_dir)
     config = config or SidecarConfig()
     sidecar = start_server(
         config,
-        Pipeline(config),
+        pipeline or Pipeline(config),
         Telemetry(None),
         "127.0.0.1:0",
         f"127.0.0.1:{col.ports['internal_otlp']}",

@@ -1,17 +1,24 @@
 """Per-item repair through the real Collector: a span with invalid UTF-8 and one nested deeper than Python's
 protobuf parses (both accepted by the Collector) no longer cost their batch: they are repaired, the innocent
-spans beside them are exported as they were, PII in all of them is redacted (issue 9, item 2)."""
+spans beside them are exported as they were, PII in all of them is redacted (issue 9, item 2). And a batch
+that fails to process on every attempt is quarantined after server.max_attempts_per_batch attempts, so the
+spans behind it in the Collector's queue flow (item 3)."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from processors.config import ServerConfig, SidecarConfig
+from processors.config_loader import build
+from processors.handlers import Parts, Pipeline
 from processors.wire.index import encode_varint
-from tests.e2e.faults_support import collector_with_sidecar, exported_by_id, post_raw
-from tests.processors.helpers import span
+from tests.e2e.faults_support import collector_with_sidecar, exported_by_id, post_raw, post_traces
+from tests.processors.helpers import span, trace_request
 from tests.stack_support import attr, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -68,3 +75,60 @@ def test_invalid_utf8_and_deep_nesting_cost_nothing_but_their_own_field(
     assert "cut by llm-otel-sidecar" in str(attr(exported[ids["deep"]][0], "nested"))
     assert attr(exported[ids["innocent"]][0], "msg") == "call <PHONE>"
     assert "jane@example.org" not in text and "bob@example.com" not in text
+
+
+class PoisonedPipeline(Pipeline):
+    """The real pipeline, except that any batch holding ``MARKER`` fails to process, every time (a bug that
+    only this batch triggers)."""
+
+    MARKER = b"poison-that-breaks-processing"
+
+    def __init__(self, config: SidecarConfig) -> None:
+        super().__init__(config)
+        self.poisoned_attempts = 0
+
+    def trace_parts(self, raw: bytes) -> Parts:
+        if self.MARKER in raw:
+            self.poisoned_attempts += 1
+            raise RuntimeError("processing bug")
+        return super().trace_parts(raw)
+
+
+def test_a_batch_that_always_fails_is_quarantined_and_the_queue_moves_on(
+    collector_bin: Path, tmp_path: Path
+) -> None:
+    dead_letter = tmp_path / "dead-letter"
+    config = SidecarConfig(
+        server=build(
+            ServerConfig, {"max_attempts_per_batch": 3, "dead_letter_dir": str(dead_letter)}, "server"
+        )
+    )
+    pipeline = PoisonedPipeline(config)
+    with collector_with_sidecar(tmp_path / "col", config, pipeline) as loop:
+        col = loop.collector
+        poison = span("poison", {"note": PoisonedPipeline.MARKER.decode()})
+        poison.trace_id, poison.span_id = os.urandom(16), os.urandom(8)
+        assert post_traces(col, trace_request(poison)) == 200
+        wait_for(lambda: pipeline.poisoned_attempts, 15, "the poison batch at the sidecar")
+        innocent_ids = []
+        for i in range(8):  # sent after it: behind it in the Collector's queue
+            one = span(f"innocent-{i}", {"i": i})
+            one.trace_id, one.span_id = os.urandom(16), os.urandom(8)
+            innocent_ids.append(one.span_id.hex())
+            assert post_traces(col, trace_request(one)) == 200
+        t0 = time.monotonic()
+        wait_for(
+            lambda: set(innocent_ids) <= exported_by_id(col).keys(), 30, "the innocent spans", interval=0.5
+        )
+        flowed_after = time.monotonic() - t0
+        wait_for(lambda: list(dead_letter.glob("traces-processing_failed-*.pb")), 30, "the dead-letter file")
+        time.sleep(2)  # a retry of the poison after its quarantine would show here
+        attempts = pipeline.poisoned_attempts
+    assert attempts == 3  # bounded: exactly max_attempts_per_batch, then never again
+    assert poison.span_id.hex() not in exported_by_id(col)  # never forwarded unprocessed
+    (kept,) = dead_letter.glob("traces-processing_failed-*.pb")
+    kept_spans = (
+        ExportTraceServiceRequest.FromString(kept.read_bytes()).resource_spans[0].scope_spans[0].spans
+    )
+    assert poison.span_id in {s.span_id for s in kept_spans}
+    assert flowed_after < 30

@@ -1,0 +1,96 @@
+"""The dead-letter directory: batches (or single items) the sidecar will not forward and must not drop.
+
+A batch that fails the same way on every attempt would otherwise be retried forever by the Collector and hold
+one of its exporter's consumers, and with a few such batches the whole queue behind them. After
+``server.max_attempts_per_batch`` attempts (or at once, for what can never succeed) the sidecar writes the
+batch here and answers OK with a ``partial_success`` that names it, so the queue moves on.
+
+The files hold **unredacted telemetry (PII at rest)**: the directory is created mode 0700, every file 0600,
+and nothing here is ever sent to a backend. Each file is one Export{Trace,Logs,Metrics}ServiceRequest in
+protobuf, exactly the bytes the sidecar received, named
+``<signal>-<reason>-<sha256 of the bytes, 32 hex>.pb`` — so writing the same batch twice (a retry) keeps
+one file. Replay after a fix by POSTing a file to the Collector's OTLP/HTTP receiver:
+``curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://127.0.0.1:4318/v1/<signal>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_DIR = "SIDECAR_DEAD_LETTER_DIR"
+
+
+def default_directory() -> Path:
+    """$SIDECAR_DEAD_LETTER_DIR, else $XDG_STATE_HOME (~/.local/state)/llm-otel-sidecar/dead-letter."""
+    explicit = os.environ.get(ENV_DIR)
+    if explicit:
+        return Path(explicit)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "llm-otel-sidecar" / "dead-letter"
+
+
+class DeadLetterFull(OSError):
+    """Writing would exceed ``server.dead_letter_max_bytes``: the batch is refused (retryable) instead."""
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    new: bool
+    """False when the same bytes were already there (a retry of a batch written before)."""
+
+
+class DeadLetter:
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._used: int | None = None
+
+    def _ensure(self) -> int:
+        if self._used is None:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.directory, 0o700)
+            self._used = sum(p.stat().st_size for p in self.directory.glob("*.pb"))
+        return self._used
+
+    def write(self, signal: str, reason: str, data: bytes) -> Written:
+        """Store ``data`` durably (written, fsynced, renamed into place). Raises OSError / DeadLetterFull."""
+        name = f"{signal}-{reason}-{hashlib.sha256(data).hexdigest()[:32]}.pb"
+        path = self.directory / name
+        with self._lock:
+            used = self._ensure()
+            if path.exists():
+                return Written(path, new=False)
+            if used + len(data) > self.max_bytes:
+                raise DeadLetterFull(
+                    f"dead-letter directory {self.directory} holds {used} bytes; {len(data)} more would "
+                    f"exceed server.dead_letter_max_bytes={self.max_bytes}"
+                )
+            tmp = self.directory / f".{name}.{os.getpid()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            self._used = used + len(data)
+        return Written(path, new=True)
