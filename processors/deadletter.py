@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
+import json
 import os
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +97,85 @@ class DeadLetter:
                 os.close(dir_fd)
             self._used = used + len(data)
         return Written(path, new=True)
+
+
+class InFlight:
+    """Which batches the sidecar process was working on when it died, across restarts.
+
+    Bounded attempts in memory cannot see a batch that kills the whole process (a crash in a C extension, the
+    OOM killer): after each restart the Collector sends it again and the process dies again. So every batch
+    leaves a marker file (``.inflight/<key>-<pid>-<n>``, empty, removed when it is answered) next to the
+    dead letters; at start, the markers of a dead process count one crash for their key in ``.crashes``, and
+    a batch whose key crashed the process ``max_attempts_per_batch - 1`` times is quarantined unprocessed.
+    The key is CRC-32 + length of the bytes: cheap on every batch, and a collision can at worst quarantine a
+    batch that was in flight during those crashes (kept, not lost)."""
+
+    _KEEP = 1000  # crash counts remembered
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory / ".inflight"
+        self._counts_path = directory / ".crashes"
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        self.crashes: dict[str, int] = self._load()
+        self._collect()
+
+    @staticmethod
+    def key(data: bytes) -> str:
+        return f"{zlib.crc32(data):08x}{len(data):x}"
+
+    def _load(self) -> dict[str, int]:
+        try:
+            counts = json.loads(self._counts_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {}
+
+    def _collect(self) -> None:
+        """Count a crash for every marker a dead process left behind."""
+        changed = False
+        for marker in self._dir.iterdir():
+            key, _, rest = marker.name.partition("-")
+            pid = rest.split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue  # another live sidecar's (a second instance on the same directory)
+            self.crashes[key] = self.crashes.get(key, 0) + 1
+            changed = True
+            with contextlib.suppress(OSError):
+                marker.unlink()
+        if changed:
+            self._save()
+
+    def _save(self) -> None:
+        keep = dict(list(self.crashes.items())[-self._KEEP :])
+        tmp = self._counts_path.with_name(f".crashes.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(keep))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self._counts_path)
+
+    def enter(self, key: str) -> Path:
+        marker = self._dir / f"{key}-{os.getpid()}-{next(self._seq)}"
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return marker
+
+    def leave(self, marker: Path | None, key: str) -> None:
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                marker.unlink()
+        if key in self.crashes:  # it went through (or was quarantined) this time
+            with self._lock:
+                self.crashes.pop(key, None)
+                with contextlib.suppress(OSError):
+                    self._save()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

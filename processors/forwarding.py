@@ -28,7 +28,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from processors.config import ServerConfig
-from processors.deadletter import DeadLetter
+from processors.deadletter import DeadLetter, InFlight
 from processors.telemetry import Telemetry
 from processors.wire import repair as wire_repair
 from processors.wire import split as wire_split
@@ -136,6 +136,7 @@ class ExportForwarder:
         process: Callable[[bytes, float | None], Processed],
         limit: ForwardLimit | None = None,
         dead_letter: DeadLetter | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self.signal = signal
         self._config = server_config
@@ -152,6 +153,7 @@ class ExportForwarder:
         self._ledger: OrderedDict[bytes, _Progress] = OrderedDict()
         self._ledger_lock = threading.Lock()
         self._dead_letter = dead_letter
+        self._inflight = inflight
         self._attempts: OrderedDict[bytes, int] = OrderedDict()
 
     def handle(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
@@ -180,6 +182,29 @@ class ExportForwarder:
             self._slots.release()
 
     def _handle_in_slot(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
+        inflight = self._inflight
+        if inflight is None:
+            return self._process_and_forward(raw, context)
+        key = InFlight.key(raw)
+        if inflight.crashes.get(key, 0) >= self._config.max_attempts_per_batch - 1:
+            log.error(
+                "batch was being processed each time the sidecar died; quarantining it unprocessed",
+                extra={"signal": self.signal, "crashes": inflight.crashes[key]},
+            )
+            response = self._quarantine(context, raw, "crashed_sidecar", _count_items(raw))
+            inflight.leave(None, key)
+            return response
+        try:
+            marker = inflight.enter(key)
+        except OSError as exc:  # no marker: this batch is just not protected against crash loops
+            log.warning("cannot write an in-flight marker", extra={"error": str(exc)})
+            return self._process_and_forward(raw, context)
+        try:
+            return self._process_and_forward(raw, context)
+        finally:
+            inflight.leave(marker, key)
+
+    def _process_and_forward(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         t0 = time.perf_counter()
         remaining = context.time_remaining()
         try:

@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from processors.config import SidecarConfig
-from processors.deadletter import DeadLetter, default_directory
+from processors.deadletter import DeadLetter, InFlight, default_directory
 from processors.forwarding import ExportForwarder, ForwardLimit
 from processors.handlers import LOGS_METHOD, LOGS_SERVICE, TRACE_METHOD, TRACE_SERVICE, Processor
 from processors.telemetry import Telemetry
@@ -60,6 +60,11 @@ def start_server(
         Path(config.server.dead_letter_dir) if config.server.dead_letter_dir else default_directory(),
         config.server.dead_letter_max_bytes,
     )
+    try:
+        inflight: InFlight | None = InFlight(dead_letter.directory)
+    except OSError as exc:  # quarantining will report its own errors; crash loops are then not bounded
+        log.error("cannot use the dead-letter directory", extra={"error": str(exc)})
+        inflight = None
     forwarders = {
         service: ExportForwarder(
             signal=name,
@@ -70,6 +75,7 @@ def start_server(
             channel=channel,
             limit=forward_limit,
             dead_letter=dead_letter,
+            inflight=inflight,
         )
         for service, method, name, process in (
             (TRACE_SERVICE, TRACE_METHOD, "traces", pipeline.process_traces),

@@ -230,3 +230,43 @@ def _send_then_sigterm(
     sender.join(15)
     assert proc.wait(exit_within) == 0
     return outcome.get("status")
+
+
+def test_a_batch_in_flight_at_every_crash_is_quarantined_unprocessed(
+    sink: Sink, dead_letter_dir: Path
+) -> None:
+    """A batch that kills the whole process would be retried after every restart, forever: the in-flight
+    markers count the crashes across restarts, and the 5th attempt (server.max_attempts_per_batch) is
+    quarantined without being processed."""
+    sink.delay_s = 20  # the forward hangs: the batch is in flight when the process is killed
+    raw = trace_request(span("crasher", {"x": 1})).SerializeToString()
+    for _ in range(4):
+        with sidecar_process(sink.port) as (proc, port):
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            call = channel.unary_unary(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                request_serializer=None,
+                response_deserializer=None,
+            )
+            pending = call.future(raw, timeout=60)
+            deadline = time.monotonic() + 20
+            while not list((dead_letter_dir / ".inflight").glob("*")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert list((dead_letter_dir / ".inflight").glob("*")), "no in-flight marker"
+            proc.kill()
+            proc.wait(10)
+            with pytest.raises(grpc.RpcError):
+                pending.result(timeout=10)
+            channel.close()
+    sink.delay_s = 0
+    with sidecar_process(sink.port) as (_proc, port):
+        client = Client(port)
+        response = client.traces(raw, timeout=20)
+        innocent = client.traces(trace_request(span("innocent", {})), timeout=20)
+        client.close()
+    assert response.partial_success.rejected_spans == 1
+    assert "crashed_sidecar" in response.partial_success.error_message
+    assert innocent.partial_success.rejected_spans == 0
+    (kept,) = dead_letter_dir.glob("traces-crashed_sidecar-*.pb")
+    assert kept.read_bytes() == raw
+    assert not list((dead_letter_dir / ".inflight").glob("*"))
