@@ -347,8 +347,15 @@ def _run_faults(stack: NativeStack, dead_letter: Path, capsys: pytest.CaptureFix
                 sum(1 for s in mine if not s.acked and exported.get(s.key, 0) >= 1),
             )
         )
-    prom = prom_query(stack.prometheus, f'sum(fault_ticks_total{{job="{SERVICE}"}})')
-    ticks_in_prometheus = float(prom[0]["value"][1]) if prom else -1.0
+
+    def ticks() -> float:
+        prom = prom_query(stack.prometheus, f'sum(fault_ticks_total{{job="{SERVICE}"}})')
+        return float(prom[0]["value"][1]) if prom else -1.0
+
+    try:  # the last ticks reach Prometheus with its next scrape
+        ticks_in_prometheus = wait_for(lambda: ticks() if ticks() >= load.ticks_acked else None, 30, "ticks")
+    except AssertionError:
+        ticks_in_prometheus = ticks()
     with capsys.disabled():
         print(
             f"\n\nfault injection on the native stack: {len(load.sent)} requests in {load.seconds:.1f}s = "
