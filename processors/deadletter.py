@@ -21,7 +21,7 @@ import itertools
 import json
 import os
 import threading
-import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,7 @@ class DeadLetter:
     def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.split_progress = SplitProgress(directory)
         self._lock = threading.Lock()
         self._used: int | None = None
 
@@ -99,6 +100,40 @@ class DeadLetter:
         return Written(path, new=True)
 
 
+class SplitProgress:
+    """What was already forwarded of a split batch, kept on disk next to the dead letters, so that a retry
+    after the sidecar was killed half way forwards only the rest (no duplicates). One small JSON file per
+    batch (``.split/<sha256>.json``: the item keys and partial-success counts, no telemetry), written after
+    every part, removed when the batch is answered OK."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory / ".split"
+
+    def _path(self, fingerprint: bytes) -> Path:
+        return self._dir / f"{fingerprint.hex()}.json"
+
+    def load(self, fingerprint: bytes) -> tuple[list[tuple[int, ...]], int, list[str]] | None:
+        try:
+            data = json.loads(self._path(fingerprint).read_text())
+            return [tuple(k) for k in data["done"]], int(data["rejected"]), list(data["messages"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save(
+        self, fingerprint: bytes, done: Iterable[tuple[int, ...]], rejected: int, messages: list[str]
+    ) -> None:
+        with contextlib.suppress(OSError):  # without it a crash half way may duplicate: at least once
+            self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = self._path(fingerprint)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"done": sorted(done), "rejected": rejected, "messages": messages}))
+            os.replace(tmp, path)
+
+    def drop(self, fingerprint: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self._path(fingerprint).unlink()
+
+
 class InFlight:
     """Which batches the sidecar process was working on when it died, across restarts.
 
@@ -107,8 +142,8 @@ class InFlight:
     leaves a marker file (``.inflight/<key>-<pid>-<n>``, empty, removed when it is answered) next to the
     dead letters; at start, the markers of a dead process count one crash for their key in ``.crashes``, and
     a batch whose key crashed the process ``max_attempts_per_batch - 1`` times is quarantined unprocessed.
-    The key is CRC-32 + length of the bytes: cheap on every batch, and a collision can at worst quarantine a
-    batch that was in flight during those crashes (kept, not lost)."""
+    The key hashes the length and sampled bytes (``key``): cheap on every batch; two batches of the same
+    length and the same samples would share a count — at worst a batch quarantined early (kept, not lost)."""
 
     _KEEP = 1000  # crash counts remembered
 
@@ -124,7 +159,16 @@ class InFlight:
 
     @staticmethod
     def key(data: bytes) -> str:
-        return f"{zlib.crc32(data):08x}{len(data):x}"
+        """A hash of the length and of 34 KB sampled from the whole batch (its first and last 8 KB, 16
+        strided 1 KB windows): ~20 µs, where hashing a 1.4 MB batch whole takes 1.5-4 ms."""
+        n = len(data)
+        h = hashlib.blake2b(n.to_bytes(8, "little"), digest_size=12)
+        h.update(data[:8192])
+        h.update(data[-8192:])
+        step = max(n // 16, 1)
+        for at in range(0, n, step):
+            h.update(data[at : at + 1024])
+        return h.hexdigest()
 
     def _load(self) -> dict[str, int]:
         try:

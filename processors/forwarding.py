@@ -369,6 +369,12 @@ class ExportForwarder:
         fingerprint = hashlib.sha256(raw).digest()
         with self._ledger_lock:
             progress = self._ledger.pop(fingerprint, None)
+        store = self._dead_letter.split_progress if self._dead_letter is not None else None
+        if progress is None and store is not None:  # the sidecar may have been restarted since
+            saved = store.load(fingerprint)
+            if saved is not None:
+                done, rejected, messages = saved
+                progress = _Progress({cast(Key, tuple(k)) for k in done}, rejected, messages)
         if progress is not None and progress.done:
             self._telemetry.items_resumed.add(len(progress.done), self._attrs)
         progress = progress or _Progress()
@@ -386,6 +392,8 @@ class ExportForwarder:
                         self._absorb(progress, self._send(data, context))
                         progress.done.update(part.items)
                         forwarded += len(part.items)
+                        if store is not None:
+                            store.save(fingerprint, progress.done, progress.rejected, progress.messages)
                     break
                 except _DownstreamError as err:
                     if err.code != grpc.StatusCode.RESOURCE_EXHAUSTED or not self._limit.learn(err.details):
@@ -398,6 +406,8 @@ class ExportForwarder:
                 while len(self._ledger) > _LEDGER_SIZE:
                     self._ledger.popitem(last=False)
             raise
+        if store is not None:
+            store.drop(fingerprint)
         response: Any = self._response_type()
         if progress.rejected or progress.messages:
             partial = response.partial_success

@@ -270,3 +270,34 @@ def test_a_batch_in_flight_at_every_crash_is_quarantined_unprocessed(
     (kept,) = dead_letter_dir.glob("traces-crashed_sidecar-*.pb")
     assert kept.read_bytes() == raw
     assert not list((dead_letter_dir / ".inflight").glob("*"))
+
+
+def test_a_split_batch_half_forwarded_when_the_sidecar_dies_is_not_duplicated(
+    sink: Sink, tmp_path: Path
+) -> None:
+    """Part 2 of 3 fails, the sidecar is then killed (its memory is gone); the retry after the restart
+    forwards only what had not been acknowledged: the progress is on disk."""
+    config = tmp_path / "sidecar.yaml"
+    config.write_text("server:\n  forward_max_message_bytes: 2097152\n")
+    batch = trace_request(*(span(f"big-{i}", {"m": "word " * 3300}, i=i) for i in range(300)))
+    sink.fail_at = {2}
+    with sidecar_process(sink.port, "--config", str(config)) as (proc, port):
+        client = Client(port)
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(batch, timeout=60)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        client.close()
+        proc.kill()
+        proc.wait(10)
+    with sidecar_process(sink.port, "--config", str(config)) as (_proc, port):
+        client = Client(port)
+        client.traces(batch, timeout=60)
+        client.close()
+    names = [
+        s.name
+        for raw in sink.traces
+        for rs in ExportTraceServiceRequest.FromString(raw).resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
+    assert sorted(names) == sorted(f"big-{i}" for i in range(300))  # each exactly once
