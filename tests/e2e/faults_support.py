@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -14,7 +16,7 @@ from processors.config import SidecarConfig
 from processors.handlers import Pipeline, Processor
 from processors.server import RunningServer, start_server
 from processors.telemetry import Telemetry
-from tests.stack_support import CollectorProcess, exported_spans
+from tests.stack_support import CollectorProcess
 
 
 @dataclass
@@ -62,8 +64,42 @@ def post_raw(col: CollectorProcess, raw: bytes, signal: str = "traces") -> int:
         return int(resp.status)
 
 
+def complete_requests(path: Path) -> list[dict[str, Any]]:
+    """The export file's OTLP JSON lines, skipping one the file exporter is still writing (a 4 MB line is
+    not written at once, and the tests read while it flushes)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def spans_in(path: Path) -> list[dict[str, Any]]:
+    return [
+        s
+        for req in complete_requests(path)
+        for rs in req.get("resourceSpans", [])
+        for ss in rs.get("scopeSpans", [])
+        for s in ss.get("spans", [])
+    ]
+
+
+def log_records_in(path: Path) -> list[dict[str, Any]]:
+    return [
+        r
+        for req in complete_requests(path)
+        for rl in req.get("resourceLogs", [])
+        for sl in rl.get("scopeLogs", [])
+        for r in sl.get("logRecords", [])
+    ]
+
+
 def exported_by_id(col: CollectorProcess) -> dict[str, list[dict[str, object]]]:
     by_id: dict[str, list[dict[str, object]]] = {}
-    for s in exported_spans(col.traces_file):
+    for s in spans_in(col.traces_file):
         by_id.setdefault(str(s["spanId"]), []).append(s)
     return by_id

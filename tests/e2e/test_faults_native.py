@@ -35,12 +35,11 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from tests.e2e.faults_support import log_records_in, spans_in
 from tests.e2e.test_faults_poison import poison_request
 from tests.processors.helpers import logs_request, span, trace_request
 from tests.stack_support import (
     NativeStack,
-    exported_log_records,
-    exported_spans,
     native_stack,
     prom_query,
     stack_env,
@@ -300,7 +299,7 @@ def _run_faults(stack: NativeStack, dead_letter: Path, capsys: pytest.CaptureFix
         f"{http}/v1/traces", trace_request(probe, resource={"service.name": SERVICE}).SerializeToString()
     )
     wait_for(
-        lambda: any(s["spanId"] == probe.span_id.hex() for s in exported_spans(stack.traces_file)),
+        lambda: any(s["spanId"] == probe.span_id.hex() for s in spans_in(stack.traces_file)),
         10,
         "the probe span in traces.jsonl within 10 s",
         interval=0.5,
@@ -312,9 +311,9 @@ def _run_faults(stack: NativeStack, dead_letter: Path, capsys: pytest.CaptureFix
 
     def counts() -> tuple[dict[str, int], set[str], dict[str, int]]:
         exported: dict[str, int] = {}
-        for s in exported_spans(stack.traces_file):
+        for s in spans_in(stack.traces_file):
             exported[s["spanId"]] = exported.get(s["spanId"], 0) + 1
-        for r in exported_log_records(stack.logs_file):
+        for r in log_records_in(stack.logs_file):
             body = r.get("body", {}).get("stringValue", "")
             if body.startswith("fault-log-"):
                 exported[body] = exported.get(body, 0) + 1
