@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,13 +13,40 @@ from processors.config_loader import ConfigError, build
 from processors.cost.config import CostConfig, ModelPriceOverride
 from processors.redaction.config import RedactionConfig
 
+MESSAGE_MIB_ENV = "SIDECAR_MAX_MESSAGE_MIB"
+"""The one value the Collector's message limits come from (docs/collector.md); the sidecar's forward limit
+defaults to it."""
+
+
+def _forward_default() -> int:
+    raw = os.environ.get(MESSAGE_MIB_ENV, "").strip()
+    if not raw:
+        return 16 * 1024 * 1024
+    if not raw.isdigit() or not 1 <= int(raw) <= 2047:
+        raise ConfigError(MESSAGE_MIB_ENV, f"expected a whole number of MiB, 1-2047, got {raw!r}")
+    return int(raw) * 1024 * 1024
+
 
 @dataclass
 class ServerConfig:
     """gRPC serving and forwarding limits."""
 
-    max_message_bytes: int = 16 * 1024 * 1024
-    """Largest accepted Export request; larger ones get RESOURCE_EXHAUSTED."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    """Largest accepted Export request; larger ones get RESOURCE_EXHAUSTED. Above what the Collector's
+    exporter sends the sidecar (its batches plus one item up to the ingest receivers' limits)."""
+    forward_max_message_bytes: int = field(default_factory=_forward_default)
+    """Largest message forwarded to the Collector's internal receiver: the same value as that receiver's
+    ``max_recv_msg_size_mib`` (default: ``$SIDECAR_MAX_MESSAGE_MIB`` MiB, else 16 MiB). A processed batch
+    above it is split by resource, scope and item; one item above it on its own is truncated field by field,
+    with a marker."""
+    max_attempts_per_batch: int = 5
+    """Attempts of a batch that fails in a way that may be its own (processing error, a worker killed,
+    still too large) before it is quarantined to the dead-letter directory."""
+    dead_letter_dir: str | None = None
+    """Where quarantined batches are written (PII at rest: mode 0700/0600). Null: $SIDECAR_DEAD_LETTER_DIR,
+    else $XDG_STATE_HOME/llm-otel-sidecar/dead-letter."""
+    dead_letter_max_bytes: int = 1024 * 1024 * 1024
+    """Size cap of the dead-letter directory; beyond it a batch is refused (UNAVAILABLE) instead."""
     forward_timeout_seconds: float = 10.0
     """Upper bound for one forward to the Collector (the caller's deadline, if shorter, wins)."""
     max_concurrent_batches: int = 16
@@ -32,8 +60,20 @@ class ServerConfig:
     def validate(self, path: str) -> None:
         if self.max_message_bytes < 1024:
             raise ConfigError(f"{path}.max_message_bytes", "must be at least 1024")
+        if self.forward_max_message_bytes < 64 * 1024:
+            raise ConfigError(f"{path}.forward_max_message_bytes", "must be at least 65536 (64 KiB)")
+        if self.forward_max_message_bytes > 2**31 - 1:
+            raise ConfigError(f"{path}.forward_max_message_bytes", "must be below 2 GiB (gRPC's largest)")
         if self.max_concurrent_batches < 1:
             raise ConfigError(f"{path}.max_concurrent_batches", "must be at least 1")
+        if not 1 <= self.max_attempts_per_batch <= 1000:
+            raise ConfigError(f"{path}.max_attempts_per_batch", "must be between 1 and 1000")
+        if self.dead_letter_max_bytes < self.max_message_bytes:
+            raise ConfigError(
+                f"{path}.dead_letter_max_bytes", "must be at least server.max_message_bytes (one batch)"
+            )
+        if self.dead_letter_dir is not None and not self.dead_letter_dir.strip():
+            raise ConfigError(f"{path}.dead_letter_dir", "must be a directory path or null")
         for name in ("forward_timeout_seconds", "queue_wait_seconds", "drain_timeout_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:

@@ -16,7 +16,7 @@ from processors.config import SidecarConfig
 from processors.cost.enrichment import CostStats, merge_costs, price_spans, rewrite_spans
 from processors.cost.prices import PriceBook
 from processors.cost.usage import USAGE_MARKERS
-from processors.forwarding import Processed, parse_or_reject
+from processors.forwarding import Processed, parse_repairing
 from processors.redaction.scanner import PiiScanner
 from processors.redaction.walk import (
     FieldsHit,
@@ -30,6 +30,7 @@ from processors.telemetry import Telemetry
 from processors.wire import index as wire_index
 from processors.wire import splice as wire_splice
 from processors.wire.index import ITEM, Key, string_tag_bytes
+from processors.wire.repair import MALFORMED, Repair, removed_request
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
@@ -42,14 +43,30 @@ LOG_STRING_TAGS = string_tag_bytes(ExportLogsServiceRequest.DESCRIPTOR)
 METRIC_STRING_TAGS = string_tag_bytes(ExportMetricsServiceRequest.DESCRIPTOR)
 
 
-Parts = tuple[bytes | None, int, CostStats | None, RedactionStats | None]
+Parts = tuple[bytes | None, int, CostStats | None, RedactionStats | None, Repair | None]
 """What processing a batch yields, picklable (it crosses from a worker process to the front): the bytes to
-forward (None = the received bytes unchanged), the item count, and the stats the metrics are made from."""
+forward (None = the received bytes unchanged), the item count, the stats the metrics are made from, and what
+the wire-level repair changed (its ``payload`` emptied: the bytes to forward are the first element)."""
 
 
 def processed_from_parts(signal: str, raw: bytes, parts: Parts) -> Processed:
-    payload, items, cost, redaction = parts
-    return Processed(raw if payload is None else payload, items, _metrics_recorder(signal, cost, redaction))
+    payload, items, cost, redaction, repair = parts
+    quarantine = [(MALFORMED, removed_request(item)) for _, item in repair.removed] if repair else []
+    return Processed(
+        raw if payload is None else payload,
+        items,
+        _metrics_recorder(signal, cost, redaction, repair),
+        quarantine,
+    )
+
+
+def _finish(parts: Parts, parsed_from: bytes) -> Parts:
+    """A repaired batch is forwarded as repaired even when the processors changed nothing."""
+    payload, items, cost, redaction, repair = parts
+    if repair is None:
+        return parts
+    repair.payload = b""
+    return (parsed_from if payload is None else payload), items, cost, redaction, repair
 
 
 class Processor(Protocol):
@@ -80,10 +97,10 @@ class Pipeline:
         return processed_from_parts("metrics", raw, self.metric_parts(raw))
 
     def trace_parts(self, raw: bytes) -> Parts:
-        request = cast(
-            ExportTraceServiceRequest,
-            parse_or_reject(ExportTraceServiceRequest.FromString, raw, "ExportTraceServiceRequest"),
-        )
+        parsed, raw, repair = parse_repairing(ExportTraceServiceRequest, raw)
+        return _finish(self._trace_parts(cast(ExportTraceServiceRequest, parsed), raw, repair), raw)
+
+    def _trace_parts(self, request: ExportTraceServiceRequest, raw: bytes, repair: Repair | None) -> Parts:
         items = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         regions = _LazyIndex(raw)
         cost: CostStats | None = None
@@ -110,7 +127,7 @@ class Pipeline:
                 merge_costs(request, additions, merged)
                 redaction = redact_traces(request, self.scanner, self.config.redaction, only)
         if not additions and not rewritten and (redaction is None or not redaction.changed):
-            return None, items, cost, redaction  # forwarded as received: no re-serialisation
+            return None, items, cost, redaction, repair  # forwarded as received: no re-serialisation
         changed = (redaction.regions if redaction is not None else set()) | rewritten.keys()
         # a rewritten span is serialised whole, so its cost attributes must be in the parsed message
         rewrite_spans(request, rewritten)
@@ -121,13 +138,13 @@ class Pipeline:
         if payload is None:  # not indexable: re-serialise the whole batch, with every cost attribute in it
             merge_costs(request, additions, additions.keys() - merged)
             payload = request.SerializeToString()
-        return payload, items, cost, redaction
+        return payload, items, cost, redaction, repair
 
     def log_parts(self, raw: bytes) -> Parts:
-        request = cast(
-            ExportLogsServiceRequest,
-            parse_or_reject(ExportLogsServiceRequest.FromString, raw, "ExportLogsServiceRequest"),
-        )
+        parsed, raw, repair = parse_repairing(ExportLogsServiceRequest, raw)
+        return _finish(self._log_parts(cast(ExportLogsServiceRequest, parsed), raw, repair), raw)
+
+    def _log_parts(self, request: ExportLogsServiceRequest, raw: bytes, repair: Repair | None) -> Parts:
         items = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
         redaction: RedactionStats | None = None
         if self.config.redaction.enabled:
@@ -140,30 +157,30 @@ class Pipeline:
                     payload = regions.splice(new, {})
                     if payload is None:  # not indexable: re-serialise the whole batch
                         payload = request.SerializeToString()
-                    return payload, items, None, redaction
-        return None, items, None, redaction
+                    return payload, items, None, redaction, repair
+        return None, items, None, redaction, repair
 
     def metric_parts(self, raw: bytes) -> Parts:
+        parsed, raw, repair = parse_repairing(ExportMetricsServiceRequest, raw)
+        return _finish(self._metric_parts(cast(ExportMetricsServiceRequest, parsed), raw, repair), raw)
+
+    def _metric_parts(self, request: ExportMetricsServiceRequest, raw: bytes, repair: Repair | None) -> Parts:
         """Metrics are only redacted (what Prometheus would make labels of), with the same rules as spans."""
-        request = cast(
-            ExportMetricsServiceRequest,
-            parse_or_reject(ExportMetricsServiceRequest.FromString, raw, "ExportMetricsServiceRequest"),
-        )
         items = sum(
             _data_points(m) for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
         )
         if not self.config.redaction.enabled:
-            return None, items, None, None
+            return None, items, None, None, repair
         hits = self.scanner.scan_raw(raw, METRIC_STRING_TAGS)
         if not hits:
-            return None, items, None, None
+            return None, items, None, None, repair
         regions = _LazyIndex(raw)
         redaction = redact_metrics(request, self.scanner, self.config.redaction, regions.hit(hits))
         if not redaction.changed:
-            return None, items, None, redaction
+            return None, items, None, redaction, repair
         new = {key: message_at(request, key).SerializeToString() for key in redaction.regions}
         payload = regions.splice(new, {})
-        return (request.SerializeToString() if payload is None else payload), items, None, redaction
+        return (request.SerializeToString() if payload is None else payload), items, None, redaction, repair
 
 
 def _data_points(metric: object) -> int:
@@ -246,12 +263,19 @@ class _LazyIndex:
 
 
 def _metrics_recorder(
-    signal: str, cost: CostStats | None, redaction: RedactionStats | None
+    signal: str, cost: CostStats | None, redaction: RedactionStats | None, repair: Repair | None = None
 ) -> Callable[[Telemetry], None] | None:
-    if (cost is None or not cost.changed) and (redaction is None or not redaction.changed):
+    if (
+        (cost is None or not cost.changed)
+        and (redaction is None or not redaction.changed)
+        and (repair is None or not repair.repaired)
+    ):
         return None
 
     def record(telemetry: Telemetry) -> None:
+        if repair is not None:
+            for reason, count in repair.repaired.items():
+                telemetry.items_repaired.add(count, {"signal": signal, "reason": reason})
         if redaction is not None:
             for pii_type, count in redaction.by_type.items():
                 telemetry.redactions.add(count, {"signal": signal, "pii.type": pii_type})

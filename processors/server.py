@@ -9,12 +9,14 @@ import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from processors.config import SidecarConfig
-from processors.forwarding import ExportForwarder
+from processors.deadletter import DeadLetter, InFlight, default_directory
+from processors.forwarding import ExportForwarder, ForwardLimit
 from processors.handlers import (
     LOGS_METHOD,
     LOGS_SERVICE,
@@ -56,11 +58,21 @@ def start_server(
     channel = grpc.insecure_channel(
         forward,
         options=[
-            ("grpc.max_send_message_length", 2 * limit),
+            ("grpc.max_send_message_length", -1),  # ForwardLimit decides; never refused on our side
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.enable_retries", 0),
         ],
     )
+    forward_limit = ForwardLimit(config.server.forward_max_message_bytes)  # one per channel
+    dead_letter = DeadLetter(
+        Path(config.server.dead_letter_dir) if config.server.dead_letter_dir else default_directory(),
+        config.server.dead_letter_max_bytes,
+    )
+    try:
+        inflight: InFlight | None = InFlight(dead_letter.directory)
+    except OSError as exc:  # quarantining will report its own errors; crash loops are then not bounded
+        log.error("cannot use the dead-letter directory", extra={"error": str(exc)})
+        inflight = None
     forwarders = {
         service: ExportForwarder(
             signal=name,
@@ -69,6 +81,9 @@ def start_server(
             server_config=config.server,
             telemetry=telemetry,
             channel=channel,
+            limit=forward_limit,
+            dead_letter=dead_letter,
+            inflight=inflight,
         )
         for service, method, name, process in (
             (TRACE_SERVICE, TRACE_METHOD, "traces", pipeline.process_traces),

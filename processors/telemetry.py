@@ -30,6 +30,10 @@ GENAI_COST = "sidecar.gen_ai.cost"
 GENAI_UNPRICED = "sidecar.gen_ai.unpriced_spans"
 GENAI_TOKENS = "sidecar.gen_ai.tokens"
 LAST_FORWARD = "sidecar.forward.last_success"
+BATCHES_SPLIT = "sidecar.batches.split"
+ITEMS_RESUMED = "sidecar.items.resumed"
+ITEMS_REPAIRED = "sidecar.items.repaired"
+ITEMS_QUARANTINED = "sidecar.items.quarantined"
 
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ITEMS_RECEIVED: ("{item}", "Spans, log records or metric data points received", ("signal",)),
@@ -59,6 +63,18 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("gen_ai.provider.name", "gen_ai.response.model", "gen_ai.token.type"),
     ),
     LAST_FORWARD: ("s", "Unix time of the last successful forward (for silence alerts)", ("signal",)),
+    BATCHES_SPLIT: ("{batch}", "Batches over the forward limit, forwarded in several parts", ("signal",)),
+    ITEMS_RESUMED: (
+        "{item}",
+        "Items of a split batch not forwarded again on a retry: already acknowledged (no duplicate)",
+        ("signal",),
+    ),
+    ITEMS_REPAIRED: ("{item}", "Items forwarded with a field repaired or truncated", ("signal", "reason")),
+    ITEMS_QUARANTINED: (
+        "{item}",
+        "Items not forwarded but written to the dead-letter directory (PII at rest)",
+        ("signal", "reason"),
+    ),
 }
 
 _DURATION_BUCKETS = (
@@ -102,6 +118,10 @@ class Telemetry:
         self.cost = meter.create_counter(GENAI_COST, *METRICS[GENAI_COST][:2])
         self.unpriced = meter.create_counter(GENAI_UNPRICED, *METRICS[GENAI_UNPRICED][:2])
         self.tokens = meter.create_counter(GENAI_TOKENS, *METRICS[GENAI_TOKENS][:2])
+        self.batches_split = meter.create_counter(BATCHES_SPLIT, *METRICS[BATCHES_SPLIT][:2])
+        self.items_resumed = meter.create_counter(ITEMS_RESUMED, *METRICS[ITEMS_RESUMED][:2])
+        self.items_repaired = meter.create_counter(ITEMS_REPAIRED, *METRICS[ITEMS_REPAIRED][:2])
+        self.items_quarantined = meter.create_counter(ITEMS_QUARANTINED, *METRICS[ITEMS_QUARANTINED][:2])
         self._last_forward: dict[str, float] = {}
         self._lock = threading.Lock()
         meter.create_observable_gauge(

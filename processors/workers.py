@@ -37,6 +37,7 @@ from processors.cost.enrichment import CostStats
 from processors.forwarding import Processed, Unavailable
 from processors.handlers import Parts, Pipeline, processed_from_parts
 from processors.redaction.walk import RedactionStats
+from processors.wire.repair import Repair
 
 log = logging.getLogger("processors.workers")
 
@@ -62,7 +63,7 @@ def _run(signal_name: str, raw: bytes) -> Parts:
     return _pipeline.log_parts(raw)
 
 
-Handed = tuple[bool, int, CostStats | None, RedactionStats | None]
+Handed = tuple[bool, int, CostStats | None, RedactionStats | None, Repair | None]
 """What a worker sends back through the pool's pipe: whether it wrote changed bytes, and the counts."""
 
 
@@ -70,11 +71,11 @@ def _run_file(signal_name: str, in_path: str, out_path: str) -> Handed:
     """Batch bytes travel through files in /dev/shm (RAM), not through the pool's pipe: a 1.4 MB batch through
     a 64 KB pipe costs dozens of wake-ups on both sides; a tmpfs file is one copy in and one out."""
     raw = _read_file(in_path)
-    payload, items, cost, redaction = _run(signal_name, raw)
+    payload, items, cost, redaction, repair = _run(signal_name, raw)
     if payload is None:
-        return False, items, cost, redaction
+        return False, items, cost, redaction, repair
     _write_file(out_path, payload)
-    return True, items, cost, redaction
+    return True, items, cost, redaction, repair
 
 
 _HAND_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
@@ -178,7 +179,7 @@ class WorkerPool:
             except RuntimeError as exc:  # BrokenProcessPool is one too; or submit after shutdown
                 self._lost(pool, exc)
             try:
-                changed, items, cost, redaction = future.result(
+                changed, items, cost, redaction, repair = future.result(
                     timeout=_NO_DEADLINE_S if timeout is None else max(timeout, 0.0)
                 )
             except BrokenExecutor as exc:  # a worker died; an error raised by the processing itself
@@ -194,7 +195,7 @@ class WorkerPool:
         finally:
             _unlink(in_path)
             _unlink(out_path)
-        return processed_from_parts(signal_name, raw, (payload, items, cost, redaction))
+        return processed_from_parts(signal_name, raw, (payload, items, cost, redaction, repair))
 
     def _lost(self, pool: ProcessPoolExecutor, exc: BaseException) -> NoReturn:
         self._replace(pool)

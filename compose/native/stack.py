@@ -204,6 +204,8 @@ def child_env(settings: Settings) -> dict[str, str]:
         # Sidecar and gateway: where their own telemetry goes, and where the gateway listens.
         SIDECAR_LISTEN=f"127.0.0.1:{p['sidecar']}",
         SIDECAR_FORWARD=f"127.0.0.1:{p['internal_otlp']}",
+        # batches the sidecar quarantines (PII at rest, mode 0700): docs/sidecar.md "Failure semantics"
+        SIDECAR_DEAD_LETTER_DIR=env.get("SIDECAR_DEAD_LETTER_DIR") or str(settings.run_dir / "dead-letter"),
         GATEWAY_HOST="127.0.0.1",
         GATEWAY_PORT=str(p["app"]),
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{p['otlp_grpc']}",

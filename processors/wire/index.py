@@ -132,6 +132,32 @@ def _fields(buf: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
+def all_fields(buf: bytes, pos: int, end: int) -> list[tuple[int, int, int, int, int]]:
+    """(field number, wire type, tag start, content start, end) of every field in buf[pos:end], of any wire
+    type (content of a varint / fixed field: its value bytes). Raises WireError."""
+    out: list[tuple[int, int, int, int, int]] = []
+    while pos < end:
+        head = pos
+        key, pos = _varint(buf, pos, end)
+        wire_type = key & 7
+        start = pos
+        if wire_type == 2:
+            length, start = _varint(buf, pos, end)
+            pos = start + length
+        elif wire_type == 0:
+            _, pos = _varint(buf, pos, end)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise WireError(f"unsupported wire type {wire_type}")
+        if pos > end or key >> 3 == 0:
+            raise WireError("field past end" if pos > end else "field number 0")
+        out.append((key >> 3, wire_type, head, start, pos))
+    return out
+
+
 def index(raw: bytes) -> WireIndex:
     idx = WireIndex()
     starts, ends, regions, heads = idx.starts, idx.ends, idx.regions, idx.heads

@@ -39,6 +39,10 @@ class Sink:
     fail_with: grpc.StatusCode | None = None
     delay_s: float = 0.0
     partial_rejected: int = 0
+    max_receive: int = 4 * 1024 * 1024  # gRPC's default, as the Collector's receivers have it
+    fail_first: int = 0  # answer UNAVAILABLE to this many requests before accepting
+    fail_at: set[int] = field(default_factory=set)  # answer UNAVAILABLE to these requests (1 = the first)
+    requests: int = 0
     port: int = 0
     _server: grpc.Server | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -49,6 +53,12 @@ class Sink:
                 time.sleep(self.delay_s)
             if self.fail_with is not None:
                 context.abort(self.fail_with, "sink told to fail")
+            with self._lock:
+                self.requests += 1
+                failing = self.fail_first > 0 or self.requests in self.fail_at
+                self.fail_first -= self.fail_first > 0
+            if failing:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "sink told to fail once")
             with self._lock:
                 store.append(raw)
             response = response_cls()
@@ -63,7 +73,10 @@ class Sink:
         return handle
 
     def start(self, port: int = 0) -> Sink:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8),
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", self.max_receive)],
+        )
         server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(

@@ -18,6 +18,10 @@ from processors.handlers import Pipeline
         ("bogus: 1\n", "bogus"),
         ("server:\n  max_message_bytes: 10\n", "server.max_message_bytes"),
         ("server:\n  forward_timeout_seconds: -1\n", "server.forward_timeout_seconds"),
+        ("server:\n  forward_max_message_bytes: 1000\n", "server.forward_max_message_bytes"),
+        ("server:\n  max_attempts_per_batch: 0\n", "server.max_attempts_per_batch"),
+        ("server:\n  dead_letter_max_bytes: 1024\n", "server.dead_letter_max_bytes"),
+        ("server:\n  dead_letter_dir: ' '\n", "server.dead_letter_dir"),
         ("cost:\n  enabled: maybe\n", "cost.enabled"),
         (
             "cost:\n  overrides:\n    - model: m\n      input_per_mtok: -2\n",
@@ -89,3 +93,19 @@ def test_example_config_loads() -> None:
     example = Path(__file__).resolve().parents[2] / "processors" / "sidecar.example.yaml"
     pipeline = Pipeline(load_config(str(example)))
     assert pipeline.prices.lookup("vllm", "llama-70b") is not None
+
+
+def test_forward_limit_defaults_to_the_collectors_one_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIDECAR_MAX_MESSAGE_MIB", "8")
+    assert load_config(None).server.forward_max_message_bytes == 8 * 1024 * 1024
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("server:\n  forward_max_message_bytes: 4194304\n")
+    assert load_config(str(cfg)).server.forward_max_message_bytes == 4 * 1024 * 1024  # the file wins
+    monkeypatch.setenv("SIDECAR_MAX_MESSAGE_MIB", "16M")
+    with pytest.raises(ConfigError) as err:
+        load_config(None)
+    assert err.value.field == "SIDECAR_MAX_MESSAGE_MIB"
+    monkeypatch.delenv("SIDECAR_MAX_MESSAGE_MIB")
+    assert load_config(None).server.forward_max_message_bytes == 16 * 1024 * 1024

@@ -230,3 +230,74 @@ def _send_then_sigterm(
     sender.join(15)
     assert proc.wait(exit_within) == 0
     return outcome.get("status")
+
+
+def test_a_batch_in_flight_at_every_crash_is_quarantined_unprocessed(
+    sink: Sink, dead_letter_dir: Path
+) -> None:
+    """A batch that kills the whole process would be retried after every restart, forever: the in-flight
+    markers count the crashes across restarts, and the 5th attempt (server.max_attempts_per_batch) is
+    quarantined without being processed."""
+    sink.delay_s = 20  # the forward hangs: the batch is in flight when the process is killed
+    raw = trace_request(span("crasher", {"x": 1})).SerializeToString()
+    for _ in range(4):
+        with sidecar_process(sink.port) as (proc, port):
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            call = channel.unary_unary(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                request_serializer=None,
+                response_deserializer=None,
+            )
+            pending = call.future(raw, timeout=60)
+            deadline = time.monotonic() + 20
+            while not list((dead_letter_dir / ".inflight").glob("*")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert list((dead_letter_dir / ".inflight").glob("*")), "no in-flight marker"
+            proc.kill()
+            proc.wait(10)
+            with pytest.raises(grpc.RpcError):
+                pending.result(timeout=10)
+            channel.close()
+    sink.delay_s = 0
+    with sidecar_process(sink.port) as (_proc, port):
+        client = Client(port)
+        response = client.traces(raw, timeout=20)
+        innocent = client.traces(trace_request(span("innocent", {})), timeout=20)
+        client.close()
+    assert response.partial_success.rejected_spans == 1
+    assert "crashed_sidecar" in response.partial_success.error_message
+    assert innocent.partial_success.rejected_spans == 0
+    (kept,) = dead_letter_dir.glob("traces-crashed_sidecar-*.pb")
+    assert kept.read_bytes() == raw
+    assert not list((dead_letter_dir / ".inflight").glob("*"))
+
+
+def test_a_split_batch_half_forwarded_when_the_sidecar_dies_is_not_duplicated(
+    sink: Sink, tmp_path: Path
+) -> None:
+    """Part 2 of 3 fails, the sidecar is then killed (its memory is gone); the retry after the restart
+    forwards only what had not been acknowledged: the progress is on disk."""
+    config = tmp_path / "sidecar.yaml"
+    config.write_text("server:\n  forward_max_message_bytes: 2097152\n")
+    batch = trace_request(*(span(f"big-{i}", {"m": "word " * 3300}, i=i) for i in range(300)))
+    sink.fail_at = {2}
+    with sidecar_process(sink.port, "--config", str(config)) as (proc, port):
+        client = Client(port)
+        with pytest.raises(grpc.RpcError) as err:
+            client.traces(batch, timeout=60)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        client.close()
+        proc.kill()
+        proc.wait(10)
+    with sidecar_process(sink.port, "--config", str(config)) as (_proc, port):
+        client = Client(port)
+        client.traces(batch, timeout=60)
+        client.close()
+    names = [
+        s.name
+        for raw in sink.traces
+        for rs in ExportTraceServiceRequest.FromString(raw).resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
+    assert sorted(names) == sorted(f"big-{i}" for i in range(300))  # each exactly once

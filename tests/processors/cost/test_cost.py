@@ -377,7 +377,7 @@ def test_a_span_with_its_own_cost_is_repriced_and_still_redacted(pii_first: bool
     content = {"gen_ai.input.messages": "mail me at dora.lee@example.org please"}
     attributes = {**content, **usage} if pii_first else {**usage, **content}
     raw = trace_request(span("chat", attributes)).SerializeToString()
-    payload, _, _, _ = Pipeline(SidecarConfig()).trace_parts(raw)
+    payload, _, _, _, _ = Pipeline(SidecarConfig()).trace_parts(raw)
     assert payload is not None
     out = ExportTraceServiceRequest.FromString(payload)
     got = span_attrs(out.resource_spans[0].scope_spans[0].spans[0])
