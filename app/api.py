@@ -20,6 +20,7 @@ from app import __version__
 from app.chat import ChatService
 from app.config import GatewayConfig
 from app.errors import ApiError
+from app.identifiers import acceptable_request_id
 from app.providers.base import Provider
 from app.providers.openai_compatible import OpenAICompatibleProvider
 from app.providers.simulated import SimulatedProvider
@@ -143,7 +144,12 @@ def create_app(
         )
 
     def authenticate(request: Request) -> str:
-        request.state.request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+        # The request id goes onto spans, logs and the stderr log: a client's own id only when it is
+        # id-shaped (no e-mail, phone, key...), else one of ours.
+        client_id = request.headers.get("x-request-id")
+        request.state.request_id = (
+            client_id if client_id and acceptable_request_id(client_id) else f"req_{uuid.uuid4().hex}"
+        )
         tenant = auth.tenant_for(request.headers.get("authorization"))
         if tenant is None:
             raise ApiError(
