@@ -55,10 +55,35 @@ def build_providers(config: GatewayConfig, telemetry: Telemetry) -> dict[str, Pr
     return providers
 
 
+def _too_large(limit: int) -> ApiError:
+    # Connection: close: the rest of the body is never read, so the connection cannot carry another request.
+    return ApiError(
+        413,
+        f"request body is larger than {limit} bytes",
+        error_type="request_too_large",
+        headers={"connection": "close"},
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit``: from ``Content-Length``
+    before a byte of it is read, and for a chunked body as soon as the bytes read pass the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "invalid Content-Length header", error_type="invalid_request")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
 async def _json_body(request: Request, limit: int) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > limit:
-        raise ApiError(413, f"request body is larger than {limit} bytes", error_type="request_too_large")
+    raw = await _read_body(request, limit)
     try:
         data = json.loads(raw)
     except ValueError as exc:
