@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.trace import Link, SpanKind
@@ -28,8 +27,10 @@ from app.request_log import ATTRS_KEY, close_logger, gateway_logger
 from app.routing import Router
 from app.schemas import ChatCompletionRequest, FeedbackRequest, ValidationError, first_error
 from app.telemetry import genai as g
+from app.telemetry.http_client import HttpClientTelemetry
+from app.telemetry.http_server import ServerTelemetry
 from app.telemetry.metrics import GatewayMetrics
-from app.telemetry.setup import MeterProviderWithout, Telemetry, setup_telemetry
+from app.telemetry.setup import Telemetry, setup_telemetry
 from app.tenants import Authenticator, hash_user
 
 FAULT_HEADER = "x-simulated-fault"
@@ -37,21 +38,17 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 def build_providers(config: GatewayConfig, telemetry: Telemetry) -> dict[str, Provider]:
-    wrap = None
-    if telemetry.enabled:
-        from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
-
-        def wrap(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-            return AsyncOpenTelemetryTransport(
-                transport, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-            )
-
+    http = (
+        HttpClientTelemetry(telemetry.tracer_provider, telemetry.meter_provider)
+        if telemetry.enabled
+        else None
+    )
     providers: dict[str, Provider] = {}
     for pid, pconf in config.providers.items():
         if pconf.type == "simulated":
             providers[pid] = SimulatedProvider(pconf)
         else:
-            providers[pid] = OpenAICompatibleProvider(pconf, wrap_transport=wrap)
+            providers[pid] = OpenAICompatibleProvider(pconf, http_telemetry=http)
     return providers
 
 
@@ -283,14 +280,14 @@ def create_app(
         )
 
     if telemetry.enabled:
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-        FastAPIInstrumentor.instrument_app(
-            app,
+        # Server spans and HTTP server metrics (app/telemetry/http_server.py says why not the FastAPI
+        # instrumentation); health checks are left out.
+        app.add_middleware(
+            ServerTelemetry,
             tracer_provider=telemetry.tracer_provider,
-            meter_provider=MeterProviderWithout(telemetry.meter_provider),  # type: ignore[arg-type]
-            excluded_urls="healthz,readyz",
-            exclude_spans=["receive", "send"],
+            meter_provider=telemetry.meter_provider,
+            routes=[r.path for r in app.routes if hasattr(r, "path")],
+            excluded_paths=["/healthz", "/readyz"],
         )
     return app
 
