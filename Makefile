@@ -16,7 +16,7 @@ RUN_DIR     ?= $(CURDIR)/run
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench clean
+.PHONY: help venv collector tools up down status demo test test-unit test-e2e lint bench bench-gateway clean
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -26,6 +26,7 @@ help:
 	@echo "make tools      install Prometheus, promtool and Alertmanager (Debian packages)"
 	@echo "make up / down  start / stop the native stack (RUN_DIR=$(RUN_DIR))"
 	@echo "make bench      run every benchmark in bench/, tables in bench/results/"
+	@echo "make bench-gateway  the gateway vs LiteLLM, FastAPI+openai-v2 and a bare forwarder (peers in own venvs)"
 
 # --- Python --------------------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml
@@ -108,6 +109,14 @@ bench: venv collector tools $(VENV)/.bench-installed
 	@mkdir -p bench/results
 	@for b in bench/bench_*.py; do echo "==> $$b"; $(VPY) $$b || exit 1; done
 	@echo "==> tables in bench/results/"
+
+# The gateway against its peers (installed from PyPI into build/bench-peers/ by the bench) and a minimal
+# forwarder; BENCH_GATEWAY_ARGS="--quick" for one short round; "--before REF" adds the gateway as of REF
+# (needs the bench extra: pip install -e ".[bench]").
+BENCH_GATEWAY_ARGS ?= --breakdown
+bench-gateway: venv
+	@mkdir -p bench/results
+	@$(VPY) bench/bench_gateway.py $(BENCH_GATEWAY_ARGS)
 
 clean: down
 	rm -rf build run .pytest_cache .mypy_cache .ruff_cache
