@@ -31,7 +31,7 @@ UV_VERSION  := 0.13.9
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv lock collector tools up down status demo test test-unit test-e2e lint bench bench-pipeline clean dashboards flavours helm chart-sync chart-test rules
+.PHONY: help venv lock collector tools up down status demo test test-unit test-e2e lint bench bench-pipeline bench-gateway clean dashboards flavours helm chart-sync chart-test rules
 
 help:
 	@echo "make demo       set up everything, run the native stack, drive traffic, print a summary"
@@ -47,6 +47,7 @@ help:
 	@echo "make chart-sync copy rules, dashboards, datasources and Collector config into $(CHART)/files/"
 	@echo "make chart-test helm lint + render/schema/otelcol-validate tests of $(CHART)"
 	@echo "make rules      regenerate the SLO rules (rules/llm-slo.yml) from compose/prometheus/slo/*.yml"
+	@echo "make bench-gateway  the gateway vs LiteLLM, FastAPI+openai-v2 and a bare forwarder (peers in own venvs)"
 
 # --- Python --------------------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml $(LOCK)
@@ -188,6 +189,14 @@ bench: venv collector tools $(VENV)/.bench-installed
 bench-pipeline: venv collector tools
 	@mkdir -p bench/results
 	@$(VPY) bench/bench_pipeline.py
+
+# The gateway against its peers (installed from PyPI into build/bench-peers/ by the bench) and a minimal
+# forwarder; BENCH_GATEWAY_ARGS="--quick" for one short round; "--before REF" adds the gateway as of REF
+# (needs the bench extra: pip install -e ".[bench]").
+BENCH_GATEWAY_ARGS ?= --breakdown
+bench-gateway: venv
+	@mkdir -p bench/results
+	@$(VPY) bench/bench_gateway.py $(BENCH_GATEWAY_ARGS)
 
 clean: down
 	rm -rf build run .pytest_cache .mypy_cache .ruff_cache

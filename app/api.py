@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.trace import Link, SpanKind
@@ -20,6 +19,7 @@ from app import __version__
 from app.chat import ChatService
 from app.config import GatewayConfig
 from app.errors import ApiError
+from app.identifiers import acceptable_request_id
 from app.providers.base import Provider
 from app.providers.openai_compatible import OpenAICompatibleProvider
 from app.providers.simulated import SimulatedProvider
@@ -27,8 +27,10 @@ from app.request_log import ATTRS_KEY, close_logger, gateway_logger
 from app.routing import Router
 from app.schemas import ChatCompletionRequest, FeedbackRequest, ValidationError, first_error
 from app.telemetry import genai as g
+from app.telemetry.http_client import HttpClientTelemetry
+from app.telemetry.http_server import ServerTelemetry
 from app.telemetry.metrics import GatewayMetrics
-from app.telemetry.setup import MeterProviderWithout, Telemetry, setup_telemetry
+from app.telemetry.setup import Telemetry, setup_telemetry
 from app.tenants import Authenticator, hash_user
 
 FAULT_HEADER = "x-simulated-fault"
@@ -36,28 +38,49 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 def build_providers(config: GatewayConfig, telemetry: Telemetry) -> dict[str, Provider]:
-    wrap = None
-    if telemetry.enabled:
-        from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
-
-        def wrap(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-            return AsyncOpenTelemetryTransport(
-                transport, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-            )
-
+    http = (
+        HttpClientTelemetry(telemetry.tracer_provider, telemetry.meter_provider)
+        if telemetry.enabled
+        else None
+    )
     providers: dict[str, Provider] = {}
     for pid, pconf in config.providers.items():
         if pconf.type == "simulated":
             providers[pid] = SimulatedProvider(pconf)
         else:
-            providers[pid] = OpenAICompatibleProvider(pconf, wrap_transport=wrap)
+            providers[pid] = OpenAICompatibleProvider(pconf, http_telemetry=http)
     return providers
 
 
+def _too_large(limit: int) -> ApiError:
+    # Connection: close: the rest of the body is never read, so the connection cannot carry another request.
+    return ApiError(
+        413,
+        f"request body is larger than {limit} bytes",
+        error_type="request_too_large",
+        headers={"connection": "close"},
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit``: from ``Content-Length``
+    before a byte of it is read, and for a chunked body as soon as the bytes read pass the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "invalid Content-Length header", error_type="invalid_request")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
 async def _json_body(request: Request, limit: int) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > limit:
-        raise ApiError(413, f"request body is larger than {limit} bytes", error_type="request_too_large")
+    raw = await _read_body(request, limit)
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -143,7 +166,12 @@ def create_app(
         )
 
     def authenticate(request: Request) -> str:
-        request.state.request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+        # The request id goes onto spans, logs and the stderr log: a client's own id only when it is
+        # id-shaped (no e-mail, phone, key...), else one of ours.
+        client_id = request.headers.get("x-request-id")
+        request.state.request_id = (
+            client_id if client_id and acceptable_request_id(client_id) else f"req_{uuid.uuid4().hex}"
+        )
         tenant = auth.tenant_for(request.headers.get("authorization"))
         if tenant is None:
             raise ApiError(
@@ -252,14 +280,14 @@ def create_app(
         )
 
     if telemetry.enabled:
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-        FastAPIInstrumentor.instrument_app(
-            app,
+        # Server spans and HTTP server metrics (app/telemetry/http_server.py says why not the FastAPI
+        # instrumentation); health checks are left out.
+        app.add_middleware(
+            ServerTelemetry,
             tracer_provider=telemetry.tracer_provider,
-            meter_provider=MeterProviderWithout(telemetry.meter_provider),  # type: ignore[arg-type]
-            excluded_urls="healthz,readyz",
-            exclude_spans=["receive", "send"],
+            meter_provider=telemetry.meter_provider,
+            routes=[r.path for r in app.routes if hasattr(r, "path")],
+            excluded_paths=["/healthz", "/readyz"],
         )
     return app
 

@@ -18,7 +18,7 @@ from starlette.types import Send
 from app import __version__
 from app.errors import ApiError
 from app.genai_call import CallMeta, CardinalityGuard, GenAICall, ResponseIndex
-from app.providers.base import ChatCall, ProviderError, SimulatedDisconnect
+from app.providers.base import ChatCall, ProviderError, SimulatedDisconnect, StreamBatch
 from app.request_log import RequestLog
 from app.routing import Router, UnknownModel
 from app.telemetry.metrics import GatewayMetrics
@@ -116,7 +116,7 @@ class ChatService:
     async def _complete(self, call: GenAICall, chat_call: ChatCall) -> Response:
         try:
             with trace.use_span(call.span, end_on_exit=False):
-                data = await call.provider.complete(chat_call)
+                data, raw = await call.provider.complete_raw(chat_call)
         except ProviderError as exc:
             call.finish(status=exc.status, error_type=exc.error_type, error_message=exc.message)
             raise provider_error_response(exc) from None
@@ -136,10 +136,11 @@ class ChatService:
             choices=choices,
             system_fingerprint=data.get("system_fingerprint"),
         )
-        return JSONResponse(data)
+        # An upstream's body goes back as it came (no second serialisation); the simulated one is built here.
+        return Response(raw, media_type="application/json") if raw is not None else JSONResponse(data)
 
     async def _start_stream(self, call: GenAICall, chat_call: ChatCall, include_usage: bool) -> Response:
-        upstream = call.provider.stream(chat_call)
+        upstream = call.provider.stream_batches(chat_call)
         try:
             # Wait for the first chunk before answering, so upstream errors (429, 5xx, timeouts) become
             # proper HTTP error responses instead of a 200 stream that fails.
@@ -173,14 +174,17 @@ def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
 
+_USAGE_NULL = b',"usage":null}'
+
+
 class ChatStream:
     """Relays upstream chunks as SSE while assembling what the span needs; always finalises exactly once."""
 
     def __init__(
         self,
         call: GenAICall,
-        upstream: AsyncGenerator[dict[str, Any], None],
-        first: dict[str, Any],
+        upstream: AsyncGenerator[StreamBatch, None],
+        first: StreamBatch,
         ttft_s: float,
         include_usage: bool,
     ) -> None:
@@ -204,12 +208,13 @@ class ChatStream:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._gen
 
-    def _observe(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
-        """Collect telemetry from a chunk; returns the chunk to forward (None = drop)."""
+    def _forward(self, chunk: dict[str, Any], raw: bytes | None) -> bytes | None:
+        """Collect telemetry from a chunk; returns its SSE event for the client (None = drop). An upstream
+        chunk the client gets unchanged is passed through as the bytes that came, not re-serialised."""
         self._id = self._id or chunk.get("id")
         self._model = chunk.get("model") or self._model
         self._fingerprint = chunk.get("system_fingerprint") or self._fingerprint
-        for choice in chunk.get("choices") or []:
+        for choice in chunk.get("choices") or ():
             idx = int(choice.get("index", 0))
             delta = choice.get("delta") or {}
             if isinstance(delta.get("content"), str):
@@ -223,10 +228,18 @@ class ChatStream:
                 # Usage was requested upstream for our telemetry only; the client did not ask for it.
                 if not chunk.get("choices"):
                     return None
-                chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                return _sse({k: v for k, v in chunk.items() if k != "usage"})
         elif self._include_usage and "usage" not in chunk:
-            chunk = {**chunk, "usage": None}  # OpenAI sends usage: null on every chunk in this mode
-        return chunk
+            # OpenAI sends usage: null on every chunk in this mode.
+            if raw is not None and raw.endswith(b"}") and raw != b"{}":
+                return b"data: " + raw[:-1] + _USAGE_NULL + b"\n\n"
+            return _sse({**chunk, "usage": None})
+        return b"data: " + raw + b"\n\n" if raw is not None else _sse(chunk)
+
+    def _events(self, batch: StreamBatch) -> bytes:
+        """One write's worth: the events of chunks that arrived together."""
+        out = [event for chunk, raw in batch if (event := self._forward(chunk, raw)) is not None]
+        return b"".join(out)
 
     def _choices(self, indexes: list[int]) -> list[dict[str, Any]]:
         return [
@@ -261,18 +274,24 @@ class ChatStream:
 
     async def _relay(self) -> AsyncIterator[bytes]:
         last = time.perf_counter()
+        latest = self._metrics.latest
         try:
-            out = self._observe(self._first)
-            if out is not None:
-                yield _sse(out)
-            async for chunk in self._upstream:
-                if self._metrics.latest:
+            if latest:  # chunks that came with the first one: no gap
+                for _ in self._first[1:]:
+                    self._metrics.record_chunk_gap(self.call.metric_attrs, 0.0, self.call.context)
+            events = self._events(self._first)
+            if events:
+                yield events
+            async for batch in self._upstream:
+                if latest:
                     now = time.perf_counter()
-                    self._metrics.record_chunk_gap(self.call.metric_attrs, now - last, self.call.context)
+                    for i in range(len(batch)):
+                        gap = now - last if i == 0 else 0.0
+                        self._metrics.record_chunk_gap(self.call.metric_attrs, gap, self.call.context)
                     last = now
-                out = self._observe(chunk)
-                if out is not None:
-                    yield _sse(out)
+                events = self._events(batch)
+                if events:
+                    yield events
         except SimulatedDisconnect as exc:
             self._finalize(200, exc.error_type, exc.message)
             # Re-raised so the server aborts the connection: the client sees a dropped stream.

@@ -11,12 +11,11 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from app.identifiers import model_name_problem
 from app.providers.base import Provider
 from app.request_log import RequestLog
 from app.telemetry import genai as g
 from app.telemetry.metrics import GatewayMetrics
-
-PROMPT_PREVIEW_CHARS = 200
 
 
 class CardinalityGuard:
@@ -106,16 +105,14 @@ class GenAICall:
         attrs.update(server)
         if meta.user_hash:
             attrs[g.ENDUSER_PSEUDO_ID] = meta.user_hash
-        self._prompt_preview: str | None = None
+        # With content capture the whole input is on the span (where the sidecar redacts it whole); the
+        # request log carries no content at all, not even a preview: a cut secret no longer matches.
         if capture_content:
             messages = body.get("messages", [])
             inputs, system = g.input_messages(messages)
             attrs[g.INPUT_MESSAGES] = inputs
             if system:
                 attrs[g.SYSTEM_INSTRUCTIONS] = system
-            last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
-            if last_user is not None and isinstance(last_user.get("content"), str):
-                self._prompt_preview = last_user["content"][:PROMPT_PREVIEW_CHARS]
         self.span = tracer.start_span(f"chat {meta.upstream_model}", kind=SpanKind.CLIENT, attributes=attrs)
         self.context = trace.set_span_in_context(self.span)
         self.metric_attrs: dict[str, Any] = {
@@ -163,6 +160,8 @@ class GenAICall:
             return
         self.finished = True
         duration = time.perf_counter() - self.started
+        if response_model and model_name_problem(response_model) is not None:
+            response_model = None  # an upstream's odd model field never becomes an attribute or a label
         span = self.span
         usage_attrs = g.usage_attributes(usage)
         if response_model:
@@ -249,8 +248,6 @@ class GenAICall:
             record[g.ERROR_TYPE] = error_type
         if self.meta.user_hash:
             record[g.ENDUSER_PSEUDO_ID] = self.meta.user_hash
-        if self._prompt_preview is not None:
-            record["llm_gateway.prompt.preview"] = self._prompt_preview
         self.request_log.emit(
             logging.INFO if error_type is None else logging.WARNING,
             "chat completion ok" if error_type is None else f"chat completion {error_type}",

@@ -1,4 +1,10 @@
-"""Structured request logs: OTLP log records (carrying trace/span ids) plus readable JSON lines on stderr."""
+"""Structured request logs: OTLP log records (carrying trace/span ids) plus readable JSON lines on stderr.
+
+The stderr stream bypasses the Collector and its redacting sidecar (whatever collects a container's stderr
+ships it as is), so a JSON line carries only the attributes in ``STDERR_FIELDS`` (ids, names, numbers the
+gateway validated or made itself; never message content, whatever a caller passes) and an exception only as
+its type and stack, without its message.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import json
 import logging
 import sys
 import time
+import traceback
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import trace
@@ -24,6 +32,51 @@ _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _instance_ids = itertools.count(1)
 
 ATTRS_KEY = "otel_attributes"  # `extra={ATTRS_KEY: {...}}` on a logging call
+
+# What a stderr JSON line may carry besides ts/level/logger/msg/trace_id/span_id. Everything else an OTLP
+# record has (message content such as a feedback comment, anything added later) stays off stderr.
+STDERR_FIELDS = frozenset(
+    {
+        "event.name",
+        "llm_gateway.request.id",
+        "llm_gateway.tenant",
+        "llm_gateway.provider.simulated",
+        "llm_gateway.requested_model",
+        "llm_gateway.duration_ms",
+        "llm_gateway.ttft_ms",
+        "llm_gateway.upstream.retries",
+        "gen_ai.request.model",
+        "gen_ai.request.stream",
+        "gen_ai.response.model",
+        "gen_ai.response.id",
+        "gen_ai.provider.name",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.evaluation.name",
+        "gen_ai.evaluation.score.value",
+        "http.response.status_code",
+        "error.type",
+        "enduser.pseudo.id",
+    }
+)
+
+
+def stderr_fields(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attrs.items() if k in STDERR_FIELDS}
+
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+def exception_without_message(exc_info: ExcInfo) -> str:
+    """The traceback's frames and the exception's type: its message may quote a prompt or a response."""
+    exc = exc_info[1]
+    if exc is None:
+        return ""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"Traceback (most recent call last):\n{frames}{type(exc).__qualname__} (message not logged)"
 
 
 class OtlpLogHandler(logging.Handler):
@@ -66,9 +119,9 @@ class JsonLineFormatter(logging.Formatter):
         out = _json_head(
             record.created, record.levelname, record.name, record.getMessage(), trace.get_current_span()
         )
-        out.update(getattr(record, ATTRS_KEY, None) or {})
+        out.update(stderr_fields(getattr(record, ATTRS_KEY, None) or {}))
         if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+            out["exception"] = exception_without_message(record.exc_info)
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
@@ -135,7 +188,7 @@ class RequestLog:
                 now_ns / 1e9, level_name, self._logger.name, body, trace.get_current_span(context)
             )
             out["event.name"] = event_name
-            out.update(attrs)
+            out.update(stderr_fields(attrs))
             line = json.dumps(out, default=str, ensure_ascii=False) + "\n"
             handler.acquire()
             try:

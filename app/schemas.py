@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from app.identifiers import model_name_problem
 
 __all__ = ["ChatCompletionRequest", "FeedbackRequest", "ValidationError", "first_error"]
 
@@ -40,6 +42,16 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+
+    @field_validator("model")
+    @classmethod
+    def _model_shaped(cls, value: str) -> str:
+        # The model name becomes span/log attributes and metric labels: refuse what is not a model id
+        # (e-mails, phone numbers, spaces, control characters, keys...) instead of emitting it.
+        problem = model_name_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("model_name", problem)
+        return value
 
     @model_validator(mode="after")
     def _stream_options_need_stream(self) -> ChatCompletionRequest:

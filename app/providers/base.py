@@ -18,6 +18,10 @@ class ChatCall:
     on_retry: Callable[[str], None] = field(default=lambda reason: None)
 
 
+# (chunk, its JSON text as received or None); a batch is never empty.
+StreamBatch = list[tuple[dict[str, Any], bytes | None]]
+
+
 class ProviderError(Exception):
     """The upstream (or simulated upstream) failed; mapped to an OpenAI-style error response."""
 
@@ -73,7 +77,16 @@ class Provider(Protocol):
 
     async def complete(self, call: ChatCall) -> dict[str, Any]: ...
 
+    async def complete_raw(self, call: ChatCall) -> tuple[dict[str, Any], bytes | None]:
+        """The completion and, when it came over the wire, its body as received (relayed unchanged)."""
+        ...
+
     def stream(self, call: ChatCall) -> AsyncGenerator[dict[str, Any], None]: ...
+
+    def stream_batches(self, call: ChatCall) -> AsyncGenerator[StreamBatch, None]:
+        """The stream as the chunks that arrived together, each with its raw JSON when it came over the
+        wire: relayed in one write per batch, raw bytes passed through when unchanged."""
+        ...
 
     async def ready(self) -> tuple[bool, str]: ...
 

@@ -18,7 +18,14 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from app.config import ProviderConfig
-from app.providers.base import ChatCall, ProviderError, SimulatedDisconnect, StreamBroken, UpstreamTimeout
+from app.providers.base import (
+    ChatCall,
+    ProviderError,
+    SimulatedDisconnect,
+    StreamBatch,
+    StreamBroken,
+    UpstreamTimeout,
+)
 
 SYSTEM_FINGERPRINT = "fp_simulated"
 FAULTS = ("429", "500", "timeout", "disconnect")
@@ -225,6 +232,13 @@ class SimulatedProvider:
         yield {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]}
         # Always produced; the API layer drops it unless the client asked for stream_options.include_usage.
         yield {**base, "choices": [], "usage": self._usage(prompt, len(tokens), cached)}
+
+    async def complete_raw(self, call: ChatCall) -> tuple[dict[str, Any], bytes | None]:
+        return await self.complete(call), None
+
+    async def stream_batches(self, call: ChatCall) -> AsyncGenerator[StreamBatch, None]:
+        async for chunk in self.stream(call):
+            yield [(chunk, None)]
 
     async def ready(self) -> tuple[bool, str]:
         return True, "simulated"

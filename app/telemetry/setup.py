@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LoggerProvider as APILoggerProvider
@@ -36,43 +35,12 @@ DEFAULT_HTTP_ENDPOINT = "http://127.0.0.1:4318"
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 STABILITY_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
-# Body sizes of JSON requests say nothing the token metrics do not; dropping them saves two measurements
-# per request on the hot path (see bench/results/gateway.md).
+# Body sizes of JSON requests say nothing the token metrics do not. The gateway's own HTTP server telemetry
+# (app/telemetry/http_server.py) never records them; these views drop them should anything else.
 DROPPED_METRICS = frozenset(("http.server.request.body.size", "http.server.response.body.size"))
 DROPPED_METRIC_VIEWS = [
     View(instrument_name=name, aggregation=DropAggregation()) for name in sorted(DROPPED_METRICS)
 ]
-
-
-class _MeterWithout:
-    """A meter that hands out no-op histograms for the dropped names and delegates everything else."""
-
-    def __init__(self, meter: metrics.Meter, dropped: frozenset[str]) -> None:
-        self._meter = meter
-        self._dropped = dropped
-
-    def create_histogram(self, name: str, *args: Any, **kwargs: Any) -> metrics.Histogram:
-        if name in self._dropped:
-            return metrics.NoOpHistogram(name)
-        return self._meter.create_histogram(name, *args, **kwargs)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._meter, attr)
-
-
-class MeterProviderWithout:
-    """For the HTTP instrumentations: the body-size histograms are never recorded at all.
-
-    A View with DropAggregation discards them too, but only after the SDK has built, cleaned and hashed
-    each measurement: two of the five metric measurements the ASGI middleware takes per request.
-    """
-
-    def __init__(self, provider: metrics.MeterProvider, dropped: frozenset[str] = DROPPED_METRICS) -> None:
-        self._provider = provider
-        self._dropped = dropped
-
-    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
-        return _MeterWithout(self._provider.get_meter(*args, **kwargs), self._dropped)
 
 
 def _truthy(value: str | None) -> bool:

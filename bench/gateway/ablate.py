@@ -4,7 +4,8 @@ For the benchmark's per-component breakdown only (``bench_gateway.py --breakdown
 is the instrumented gateway's CPU per request minus that of a gateway without the part. ``ABLATE`` is a
 comma-separated list of:
 
-- ``fastapi``: no opentelemetry-instrumentation-fastapi (no server spans, no HTTP server metrics)
+- ``http_server``: no HTTP server telemetry middleware (no server spans, no HTTP server metrics)
+- ``http_client``: no HTTP client spans / ``http.client.request.duration`` for upstream calls
 - ``genai_span``: the GenAI ``chat {model}`` span is a no-op span (metrics lose their exemplars)
 - ``genai_metrics``: no GenAI call metrics (operation duration, token usage)
 - ``request_log``: no per-request log record
@@ -19,17 +20,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-PARTS = ("fastapi", "genai_span", "genai_metrics", "request_log")
+PARTS = ("http_server", "http_client", "genai_span", "genai_metrics", "request_log")
 
 
 def apply(parts: set[str]) -> None:
     unknown = parts - set(PARTS)
     if unknown:
         raise SystemExit(f"ABLATE: unknown part(s) {sorted(unknown)}; known: {', '.join(PARTS)}")
-    if "fastapi" in parts:
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    if "http_server" in parts:
+        import app.api
+        from app.telemetry.http_server import ServerTelemetry
 
-        FastAPIInstrumentor.instrument_app = staticmethod(lambda *a, **k: None)  # type: ignore[method-assign]
+        class Passthrough(ServerTelemetry):
+            async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+                await self.app(scope, receive, send)
+
+        app.api.ServerTelemetry = Passthrough  # type: ignore[misc]
+    if "http_client" in parts:
+        import app.api
+
+        app.api.HttpClientTelemetry = lambda *a, **k: None  # type: ignore[assignment,misc]
     if "genai_metrics" in parts:
         from app.telemetry.metrics import GatewayMetrics
 

@@ -12,10 +12,13 @@ import time
 from typing import Any
 
 
-def build_request(host: str, port: int, path: str, body: dict[str, Any]) -> bytes:
+def build_request(
+    host: str, port: int, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> bytes:
     payload = json.dumps(body).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n"
     )
     return head.encode() + payload

@@ -84,12 +84,17 @@ def free_socket() -> socket.socket:
 class ThreadedServer:
     """A real uvicorn server for one app, on its own event loop in a thread; stopped by ``stop()``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, http: str = "auto") -> None:
         self._sock = free_socket()
         self.port = self._sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            http=http,  # type: ignore[arg-type]
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -139,11 +144,12 @@ def make_gateway() -> Iterator[GatewayFactory]:
         raw: dict[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         config_env: Mapping[str, str] | None = None,
+        http: str = "auto",
     ) -> Gateway:
         config = parse_config(raw, dict(config_env or {}))
         captured = in_memory_telemetry(env)
         app = create_app(config, captured.telemetry, log_to_stderr=False)
-        gateway = Gateway(ThreadedServer(app).start(), captured, config)
+        gateway = Gateway(ThreadedServer(app, http).start(), captured, config)
         started.append(gateway)
         return gateway
 

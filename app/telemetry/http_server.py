@@ -1,0 +1,138 @@
+"""HTTP server telemetry as one pure ASGI middleware: a SERVER span per request (W3C context from the
+client), ``http.server.request.duration`` and ``http.server.active_requests``, stable HTTP semconv.
+
+It replaces opentelemetry-instrumentation-fastapi, which cost ~265-300 µs of CPU per request here (bench:
+bench/results/gateway.md): that middleware wraps every ASGI ``receive``/``send`` in span logic, builds its
+attributes through generic helpers per request and records body-size histograms. The gateway has a handful
+of fixed routes, so the route is a dict lookup and the only per-``send`` work is noting the status code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from app import __version__
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Semconv advice for http.server.request.duration.
+HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0]
+
+
+_PROPAGATION_HEADERS = frozenset((b"traceparent", b"tracestate", b"baggage"))
+
+
+class ServerTelemetry:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: metrics.MeterProvider,
+        routes: Iterable[str],
+        excluded_paths: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self._tracer = tracer_provider.get_tracer("app.gateway.http_server", __version__)
+        meter = meter_provider.get_meter("app.gateway.http_server", __version__)
+        self._duration = meter.create_histogram(
+            "http.server.request.duration",
+            unit="s",
+            description="Duration of HTTP server requests.",
+            explicit_bucket_boundaries_advisory=HTTP_DURATION_BUCKETS,
+        )
+        self._active = meter.create_up_down_counter(
+            "http.server.active_requests",
+            unit="{request}",
+            description="Number of active HTTP server requests.",
+        )
+        self._routes = frozenset(routes)
+        self._excluded = frozenset(excluded_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._excluded:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        route = path if path in self._routes else None
+        scheme: str = scope.get("scheme", "http")
+        carrier: dict[str, str] = {}
+        host = None
+        user_agent = None
+        for name, value in scope["headers"]:
+            if name in _PROPAGATION_HEADERS:
+                carrier[name.decode("latin-1")] = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+        parent = propagate.extract(carrier) if carrier else None
+        attrs: dict[str, Any] = {
+            "http.request.method": method,
+            "url.scheme": scheme,
+            "url.path": path,
+            "network.protocol.version": scope.get("http_version", "1.1"),
+        }
+        if route is not None:
+            attrs["http.route"] = route
+        if host:
+            address, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+            attrs["server.address"] = address or host
+            if port.isdigit():
+                attrs["server.port"] = int(port)
+        if user_agent:
+            attrs["user_agent.original"] = user_agent
+        span = self._tracer.start_span(
+            f"{method} {route}" if route else method, context=parent, kind=SpanKind.SERVER, attributes=attrs
+        )
+        active_attrs = {"http.request.method": method, "url.scheme": scheme}
+        self._active.add(1, active_attrs)
+        status = 0
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        ctx = trace.set_span_in_context(span, parent)
+        token = context.attach(ctx)
+        error_type: str | None = None
+        try:
+            await self.app(scope, receive, send_noting_status)
+        except BaseException as exc:
+            error_type = type(exc).__qualname__
+            raise
+        finally:
+            context.detach(token)
+            if status >= 500 and error_type is None:
+                error_type = str(status)
+            metric_attrs: dict[str, Any] = {
+                "http.request.method": method,
+                "url.scheme": scheme,
+                "network.protocol.version": attrs["network.protocol.version"],
+            }
+            if route is not None:
+                metric_attrs["http.route"] = route
+            end_attrs: dict[str, Any] = {}
+            if status:
+                metric_attrs["http.response.status_code"] = end_attrs["http.response.status_code"] = status
+            if error_type is not None:
+                metric_attrs["error.type"] = end_attrs["error.type"] = error_type
+                span.set_status(Status(StatusCode.ERROR))
+            if end_attrs:
+                span.set_attributes(end_attrs)
+            self._duration.record(time.perf_counter() - started, metric_attrs, context=ctx)
+            self._active.add(-1, active_attrs)
+            span.end()
