@@ -440,13 +440,11 @@ def test_values_schema_is_current_and_refuses_unknown_values() -> None:
         assert out.returncode != 0 and needle in out.stderr, (bad, out.stderr)
 
 
-def test_gateway_tier_runs_the_overlay_the_scale_out_test_proves() -> None:
+def test_gateway_tier_runs_the_config_the_scale_out_test_proves() -> None:
     docs = render()
     gw = _gateway_tier(docs)
     args = container(gw, "collector")["args"]
-    assert args[:2] == ["--config=/conf/config.yaml", "--config=/conf/gateway.durable.yaml"]
+    assert args[:1] == ["--config=/conf/config.yaml"]
+    assert not any("durable" in a for a in args)
     cm = one(docs, "ConfigMap", "-collector")
-    assert cm["data"]["gateway.durable.yaml"] == (
-        CHART / "files/collector/gateway.durable.yaml"
-    ).read_text().rstrip("\n")
     assert cm["data"]["config.yaml"] == (REPO / "otel-collector/config.yaml").read_text().rstrip("\n")
