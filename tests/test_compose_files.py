@@ -188,7 +188,7 @@ def test_every_hop_of_the_loop_takes_its_limit_from_sidecar_max_message_mib() ->
     mib_ref, bytes_ref = "${env:SIDECAR_MAX_MESSAGE_MIB:-16}", "${env:OTELCOL_MAX_MESSAGE_BYTES:-16777216}"
     # what the sidecar hands back (split / truncated to fit) must fit the internal receiver's default limit;
     # what it accepts must be at least what the Collector's exporter can send it
-    assert ServerConfig().forward_max_message_bytes == 16 << 20, "the sidecar's default must be the Collector's"
+    assert ServerConfig().forward_max_message_bytes == 16 << 20, "must be the Collector's default"
     assert ServerConfig().max_message_bytes >= 16 << 20
     config = yaml.safe_load((REPO / "otel-collector" / "config.yaml").read_text())
     receivers = config["receivers"]

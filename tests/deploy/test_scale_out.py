@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.scale_out import (
-    CHART_FILES,
     Batch,
     Delivered,
     SendStats,
