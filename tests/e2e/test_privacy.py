@@ -57,7 +57,15 @@ SECRET_KEY_SPELLINGS = [
 HIGH_CONFIDENCE = {"email", "credit_card", "us_ssn", "iban"}  # also replaced under allow-listed keys
 # The corpus' value of these is only a secret in its context (the token after "Bearer", the password in a URL
 # or after "password=", one line of a PEM block): alone it is noise, so it is sent in its text.
-IN_CONTEXT_ONLY = {"bearer_token", "url_password", "password_pair", "private_key"}
+# secrets recognisable only by what stands before them (a bare 40-character AWS secret key is random text)
+IN_CONTEXT_ONLY = {
+    "bearer_token",
+    "url_password",
+    "password_pair",
+    "private_key",
+    "aws_secret_key",
+    "azure_key",
+}
 
 
 def alone(sample: Sample) -> str:
@@ -110,9 +118,9 @@ def _corpus() -> Corpus:
     corpus.secrets = [
         "".join(rng.choice(string.ascii_letters) for _ in range(20)) for _ in SECRET_KEY_SPELLINGS
     ]
-    corpus.numbers = [
-        int("".join(c for c in s.value if c.isdigit())) for s in samples if s.kind == "credit_card"
-    ]
+    # card numbers that fit an int attribute (the corpus also writes cards in other digit scripts)
+    digits = ["".join(c for c in s.value if c in string.digits) for s in samples if s.kind == "credit_card"]
+    corpus.numbers = [int(d) for d in digits if 12 <= len(d) <= 18]
     corpus.benign = [
         f"benign-{corpus.run} order 12345 shipped to warehouse 7",
         f"req-{uuid.uuid4()}",
