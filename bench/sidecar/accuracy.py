@@ -4,7 +4,7 @@ and for Presidio's pattern recognizers (presidio-analyzer with its no-op NLP eng
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from processors.redaction.config import RedactionConfig
@@ -33,6 +33,7 @@ class Accuracy:
     benign_altered: int = 0
     benign_total: int = 0
     seconds: float = 0.0
+    lost: int = 0  # records that never came back (through-the-Collector mode)
     missed_examples: dict[str, list[str]] = field(default_factory=dict)
 
     def recall(self, kind: str) -> float | None:
@@ -105,13 +106,27 @@ def presidio_redactor() -> Redactor | None:
     return redact
 
 
-def evaluate(name: str, redact: Redactor, corpus: list[Sample], kinds: list[str] | None = None) -> Accuracy:
-    acc = Accuracy(name)
-    t0 = time.perf_counter()
-    for sample in corpus:
-        if sample.kind is not None and kinds is not None and sample.kind not in kinds:
+def _scored(sample: Sample, kinds: list[str] | None) -> bool:
+    return sample.kind is None or kinds is None or sample.kind in kinds
+
+
+def score(
+    name: str,
+    corpus: list[Sample],
+    outputs: Sequence[str | None],
+    kinds: list[str] | None = None,
+    seconds: float = 0.0,
+) -> Accuracy:
+    """Recall per type and the benign-altered rate of `outputs[i]`, what became of `corpus[i].text` (in
+    process or read back from a backend). None = the text never came back: counted as lost, and as a miss
+    or an alteration, so a lost record can only lower the figures."""
+    acc = Accuracy(name, seconds=seconds)
+    for sample, out in zip(corpus, outputs, strict=True):
+        if not _scored(sample, kinds):
             continue
-        out = redact(sample.text)
+        if out is None:
+            acc.lost += 1
+            acc.missed_examples.setdefault("lost", []).append(sample.text)
         if sample.kind is None:
             acc.benign_total += 1
             if out != sample.text:
@@ -119,12 +134,25 @@ def evaluate(name: str, redact: Redactor, corpus: list[Sample], kinds: list[str]
                 acc.missed_examples.setdefault("benign", []).append(f"{sample.text!r} -> {out!r}")
         else:
             acc.total[sample.kind] = acc.total.get(sample.kind, 0) + 1
-            if sample.value not in out:
+            if out is not None and sample.value not in out:
                 acc.found[sample.kind] = acc.found.get(sample.kind, 0) + 1
             else:
                 acc.missed_examples.setdefault(sample.kind, []).append(sample.text)
-    acc.seconds = time.perf_counter() - t0
     return acc
 
 
-__all__ = ["KINDS", "PRESIDIO_ENTITIES", "Accuracy", "evaluate", "presidio_redactor", "sidecar_redactor"]
+def evaluate(name: str, redact: Redactor, corpus: list[Sample], kinds: list[str] | None = None) -> Accuracy:
+    t0 = time.perf_counter()
+    outputs = [redact(sample.text) if _scored(sample, kinds) else None for sample in corpus]
+    return score(name, corpus, outputs, kinds, seconds=time.perf_counter() - t0)
+
+
+__all__ = [
+    "KINDS",
+    "PRESIDIO_ENTITIES",
+    "Accuracy",
+    "evaluate",
+    "presidio_redactor",
+    "score",
+    "sidecar_redactor",
+]
