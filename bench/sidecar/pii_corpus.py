@@ -409,7 +409,9 @@ def _negatives(rng: random.Random, n: int) -> list[str]:
         lambda: f"score.{rng.random()!r} ratio={rng.random()!r}",
         lambda: f"metric.p{rng.randint(50, 99)}.{rng.randint(0, 9999)}",
         lambda: f"oid 1.3.6.1.4.1.{rng.randint(1, 60000)}.{rng.randint(1, 99)}.{rng.randint(1, 9)}",
-        lambda: f"/archive/{rng.randint(2000, 2026)}/{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/index.html",
+        lambda: (
+            f"/archive/{rng.randint(2000, 2026)}/{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/index.html"
+        ),
         lambda: f"/objects/{uuid.UUID(int=rng.getrandbits(128), version=4)}",
         lambda: f"/blobs/sha1/{hashlib.sha1(rng.randbytes(8)).hexdigest()}",
         lambda: f"cache_{rng.randint(1, 99_999_999)}.hits",
