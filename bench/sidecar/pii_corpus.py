@@ -85,6 +85,20 @@ TEMPLATES = [
 ]
 
 
+# Path and key placements: the value directly after "/", "." or "_" (a REST path segment, a span name, an
+# attribute key). Only for the types detected there (processors/redaction/patterns.py, _KEY_SEP): cards,
+# SSNs, IPv4 and phone numbers in international format.
+SEPARATOR_TEMPLATES = [
+    "GET /api/v1/{seg}/{v}/details",
+    "POST /{seg}/{v}",
+    "{seg}.{v}",
+    "user.{seg}_{v}",
+    "DELETE /v2/tenants/{n}/{seg}/{v}",
+]
+SEPARATOR_SEGMENTS = {"credit_card": "cards", "us_ssn": "ssn", "ipv4": "hosts", "phone": "phones"}
+SEPARATOR_SHARE = 0.3
+
+
 @dataclass(frozen=True)
 class Sample:
     kind: str | None  # None = benign
@@ -380,6 +394,27 @@ def _negatives(rng: random.Random, n: int) -> list[str]:
         lambda: f"\uff08{rng.randint(1, 99)}\uff09\u4ef6\uff0c\u4ef7\u683c {rng.randint(1, 9999)}\u5143",
         lambda: f"ver\u200bsion {rng.randint(0, 9)}.{rng.randint(0, 99)}.{rng.randint(0, 999)}\ufeff",
         lambda: hashlib.md5(rng.randbytes(8)).hexdigest(),
+        # REST paths with numeric ids (auto-increment, epoch ms, snowflakes, a 16-digit id failing Luhn),
+        # versions, decimals, dates, UUIDs and hashes right after "/", "." or "_" (span names, keys)
+        lambda: f"GET /api/v{rng.randint(1, 3)}/orders/{rng.randint(1, 99_999_999)}",
+        lambda: f"/users/{rng.randint(1, 9_999_999_999)}/posts/{rng.randint(1, 999_999)}",
+        lambda: f"GET /events/{rng.randint(1_500_000_000_000, 1_800_000_000_000)}",
+        lambda: f"/channels/{rng.randint(10**18, 2 * 10**18)}/messages/{rng.randint(10**18, 2 * 10**18)}",
+        lambda: f"GET /orders/{_luhn_invalid_card(rng).replace(' ', '')}",
+        lambda: (
+            f"/pkg/v{rng.randint(0, 20)}.{rng.randint(0, 40)}.{rng.randint(0, 200)}.{rng.randint(0, 255)}/x.tgz"
+        ),
+        lambda: f"lib.so.{rng.randint(0, 9)}.{rng.randint(0, 99)}.{rng.randint(0, 99)}",
+        lambda: f"python{rng.randint(2, 3)}.{rng.randint(0, 13)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}",
+        lambda: f"score.{rng.random()!r} ratio={rng.random()!r}",
+        lambda: f"metric.p{rng.randint(50, 99)}.{rng.randint(0, 9999)}",
+        lambda: f"oid 1.3.6.1.4.1.{rng.randint(1, 60000)}.{rng.randint(1, 99)}.{rng.randint(1, 9)}",
+        lambda: (
+            f"/archive/{rng.randint(2000, 2026)}/{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/index.html"
+        ),
+        lambda: f"/objects/{uuid.UUID(int=rng.getrandbits(128), version=4)}",
+        lambda: f"/blobs/sha1/{hashlib.sha1(rng.randbytes(8)).hexdigest()}",
+        lambda: f"cache_{rng.randint(1, 99_999_999)}.hits",
     ]
     return [rng.choice(makers)() if rng.random() < 0.6 else _number_line(rng) for _ in range(n)]
 
@@ -457,6 +492,13 @@ def build_corpus(per_kind: int, negatives: int, seed: int = 11) -> list[Sample]:
         for _ in range(per_kind):
             text, value, label = _value(rng, fakers, kind)
             template = rng.choice(TEMPLATES)
+            if (
+                kind in SEPARATOR_SEGMENTS
+                and (kind != "phone" or text.startswith("+"))
+                and rng.random() < SEPARATOR_SHARE
+            ):
+                template = rng.choice(SEPARATOR_TEMPLATES).replace("{seg}", SEPARATOR_SEGMENTS[kind])
+                template = template.replace("{n}", str(rng.randint(1, 99999)))
             if template.startswith('{{"role"'):
                 text = json.dumps(text)[1:-1]  # as it appears inside a JSON string
                 value = json.dumps(value)[1:-1]  # (non-ASCII characters as \u escapes)

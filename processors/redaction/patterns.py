@@ -52,6 +52,12 @@ def _left(excluded: str) -> str:
 
 
 _L = _left(r"\w.+\-/@#")  # not inside a word, number, version, path or address
+# Path and key separators, a left edge only for numbers whose shape or checksum says what they are (Luhn-valid
+# cards, valid SSNs, IPv4 with valid octets, phone numbers starting with "+"): a "/" that does not end a
+# 4-digit group ("/cards/4111…", "/v1/+1415…", not "1234/5678/…") and a "." or "_" right after a letter
+# ("user.203.0.113.7", "card_4111…"; not "3.14159…", "1.2.3.4.5" or a version's "v1.2"). "=" and ":" pass _L.
+_KEY_SEP = r"(?<=/)(?<!\d{4}/)|(?<=[^\W\d][._])"
+_LV = r"(?:" + _L + r"|" + _KEY_SEP + r")"  # left edge of the validated types above
 _R = r"(?![\w\-@]|\.\d)"  # right edge
 
 _KEY_LABEL = r"(?:[A-Z0-9]+ )*(?:PRIVATE|SECRET) KEY(?: BLOCK)?"
@@ -167,16 +173,17 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
         "credit_card",
         # grouped by spaces, dashes, dots, slashes or underscores (one kind per number: card_ok); no-break,
         # thin and other spaces and other dashes are folded to these in the normalised copy (normalise.py)
-        _L
+        _LV
         + r"(?:\d{12,19}|\d{4}(?:[ ._/-]\d{4}){2,3}(?:[ ._/-]\d{1,4})?|\d{4}[ ._/-]\d{6}[ ._/-]\d{4,5})"
         + _R,
         v.card_ok,
         shrink_at=" -._/",
     ),
-    PiiType("us_ssn", _L + r"\d{3}([- ])\d{2}\1\d{4}" + _R, v.ssn_ok),
+    PiiType("us_ssn", _LV + r"\d{3}([- ])\d{2}\1\d{4}" + _R, v.ssn_ok),
     PiiType(
         "ipv4",
-        _left(r"\w.") + r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+        r"(?:" + _left(r"\w.") + r"|(?<=[^\W\d][._]))"
+        r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
         r"(?![\w]|\.\d)",
         v.ipv4_ok,
     ),
@@ -190,7 +197,8 @@ BUILTIN_TYPES: tuple[PiiType, ...] = (
     ),
     PiiType(
         "phone",
-        _L + r"(?:"
+        # a path or key separator only before an international number ("+…", "(+…)")
+        r"(?:" + _L + r"|(?:" + _KEY_SEP + r")(?=\(?\+))(?:"
         r"\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,14}(?:[ .-]\d{1,14}){0,5}"
         r"|\(\d{2,5}\)[ .-]?\d{2,5}(?:[ .-]?\d{2,5}){0,3}"
         r"|\(\+\d{1,3}\)[ .-]?\d{1,14}(?:[ .-]\d{1,14}){0,5}"
