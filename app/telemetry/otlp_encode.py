@@ -24,8 +24,8 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_events, _encode_links
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
@@ -282,15 +282,41 @@ class LogEncoder:
         return self._grouping.request(grouped)
 
 
+class _RawExportStub:
+    """A gRPC stub whose Export takes the request as encoded bytes: the SDK exporter's retry loop calls
+    ``Export(request=...)`` with what ``_translate_data`` returns, so the bytes are sent as they are instead
+    of being parsed into a request object and serialised again (~9 µs per span)."""
+
+    method = ""
+    response: Any = None
+
+    def __init__(self, channel: Any) -> None:
+        self.Export = channel.unary_unary(
+            self.method, request_serializer=None, response_deserializer=self.response.FromString
+        )
+
+
+class _RawTraceStub(_RawExportStub):
+    method = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    response = ExportTraceServiceResponse
+
+
+class _RawLogsStub(_RawExportStub):
+    method = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+    response = ExportLogsServiceResponse
+
+
 class FastOTLPSpanExporter(OTLPSpanExporter):
     """The SDK's OTLP/gRPC span exporter (retries, TLS, headers, timeouts) with the cheaper encoder."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._encoder = SpanEncoder()
+        self._stub = _RawTraceStub  # also what a reconnect builds
+        self._client = self._stub(self._channel)
 
-    def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
-        return ExportTraceServiceRequest.FromString(self._encoder.encode(data))
+    def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
+        return self._encoder.encode(data)
 
 
 class FastOTLPLogExporter(OTLPLogExporter):
@@ -299,6 +325,8 @@ class FastOTLPLogExporter(OTLPLogExporter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._encoder = LogEncoder()
+        self._stub = _RawLogsStub
+        self._client = self._stub(self._channel)
 
-    def _translate_data(self, data: Sequence[ReadableLogRecord]) -> ExportLogsServiceRequest:
-        return ExportLogsServiceRequest.FromString(self._encoder.encode(data))
+    def _translate_data(self, data: Sequence[ReadableLogRecord]) -> bytes:  # type: ignore[override]
+        return self._encoder.encode(data)

@@ -28,6 +28,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from app import __version__
+from app.telemetry.lean_logs import LeanLoggerProvider
+from app.telemetry.lean_metrics import LeanMeterProvider
+from app.telemetry.lean_trace import LeanTracerProvider
 
 DEFAULT_SERVICE_NAME = "llm-gateway"
 DEFAULT_GRPC_ENDPOINT = "http://127.0.0.1:4317"
@@ -129,7 +132,11 @@ def setup_telemetry(
     metric_reader: MetricReader | None = None,
     log_exporter: LogRecordExporter | None = None,
 ) -> Telemetry:
-    """Providers for one gateway instance; with exporters given (tests), spans/logs export synchronously."""
+    """Providers for one gateway instance; with exporters given (tests), spans/logs export synchronously.
+
+    The providers handed out are lean ones (app/telemetry/lean_*.py) over the SDK's: spans, measurements and
+    log records are made cheaply and then go through the SDK's processors, readers and exporters.
+    """
     env = os.environ if env is None else env
     capture = _truthy(env.get(CAPTURE_CONTENT_ENV))
     opt_in = {v.strip() for v in env.get(STABILITY_ENV, "").split(",")}
@@ -166,9 +173,9 @@ def setup_telemetry(
     logger_provider.add_log_record_processor(log_processor)
     return Telemetry(
         True,
-        tracer_provider,
-        meter_provider,
-        logger_provider,
+        LeanTracerProvider(tracer_provider),
+        LeanMeterProvider(meter_provider, [reader], dropped=DROPPED_METRICS),
+        LeanLoggerProvider(logger_provider),
         capture,
         latest,
         [tracer_provider, meter_provider, logger_provider],

@@ -1,0 +1,321 @@
+"""A lean tracer for the gateway's spans, behind the OpenTelemetry trace API, feeding the SDK's processors.
+
+Why not the SDK's ``Tracer``: on this 2-core machine one SDK span (start, one ``set_attributes``, end) costs
+~56 µs of CPU before export, and the gateway makes three per request — alone more than half of what the
+bare forwarding path costs (bench/results/gateway.md). Most of that is generality the gateway does not
+use per span: a lock and a validating ``BoundedAttributes`` per span, span limits applied per call, a second
+``ReadableSpan`` copied at ``end()``. ``LeanSpan`` *is* a ``ReadableSpan`` (the SDK's own read-only view, so
+every span processor and exporter takes it as it is) and a ``trace.Span``; it is handed to the SDK
+provider's span processors (``BatchSpanProcessor``: its queue, batching, retries and env configuration are
+the SDK's) at ``end()``. What stays the SDK's: the sampler (``OTEL_TRACES_SAMPLER``; the default
+parent-based always-on decision is taken inline), the id generator, the resource, span processors, exporters.
+
+Attribute values are cleaned as the SDK does (lists become tuples, other values through its own cleaning);
+count and length limits (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT``,
+``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``) are applied once, at ``end()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from time import time_ns
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import _clean_attribute_value
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import Attributes, AttributeValue
+
+_log = logging.getLogger(__name__)
+# W3C trace context level 2: the random-trace-id flag is set on roots whose ids are random, then inherited.
+_FLAGS = {
+    (sampled, random): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+    )
+    for sampled in (False, True)
+    for random in (False, True)
+}
+_UNSET = Status(StatusCode.UNSET)
+_SCALARS = frozenset((str, bool, int, float))
+_DEFAULT_SAMPLER: str = ParentBased(ALWAYS_ON).get_description()  # type: ignore[no-untyped-call]
+
+
+def clean_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy with values as the SDK keeps them: scalars as they are, sequences as tuples, the rest cleaned as
+    the SDK cleans them."""
+    out: dict[str, Any] = {}
+    if not attributes:
+        return out
+    for key, value in attributes.items():
+        kind = value.__class__
+        if kind in _SCALARS:
+            out[key] = value
+        elif (
+            (kind is list or kind is tuple)
+            and value
+            and all(v.__class__ is value[0].__class__ for v in value)
+        ):
+            if value[0].__class__ in _SCALARS:
+                out[key] = tuple(value)
+            else:
+                out[key] = _clean_attribute_value(value, None)
+        else:  # the SDK's rules for the rest (None is kept, as the SDK keeps it)
+            out[key] = _clean_attribute_value(value, None)
+    return out
+
+
+class _Limits:
+    __slots__ = ("max_attributes", "max_length")
+
+    def __init__(self, provider: TracerProvider) -> None:
+        limits = getattr(provider, "_span_limits", None)
+        self.max_attributes: int | None = getattr(limits, "max_span_attributes", None)
+        self.max_length: int | None = getattr(limits, "max_span_attribute_length", None)
+
+    def apply(self, attributes: dict[str, Any]) -> int:
+        """Truncates long strings and drops attributes past the count limit; returns how many were dropped."""
+        dropped = 0
+        if self.max_attributes is not None and len(attributes) > self.max_attributes:
+            for key in list(attributes)[self.max_attributes :]:
+                del attributes[key]
+                dropped += 1
+        limit = self.max_length
+        if limit is not None:
+            for key, value in attributes.items():
+                if value.__class__ is str and len(value) > limit:
+                    attributes[key] = value[:limit]
+                elif value.__class__ is tuple:
+                    attributes[key] = tuple(v[:limit] if v.__class__ is str else v for v in value)
+        return dropped
+
+
+class LeanSpan(trace_api.Span, ReadableSpan):
+    """A recording span that is its own ``ReadableSpan``; immutable once ended and handed to the processor."""
+
+    def __init__(
+        self,
+        tracer: LeanTracer,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        links: Sequence[Link],
+        start_time: int,
+    ) -> None:
+        # ReadableSpan's fields, set directly (its __init__ would build an empty Resource first).
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = None
+        self._instrumentation_scope = tracer.scope
+        self._parent = parent
+        self._start_time = start_time
+        self._end_time: int | None = None
+        self._attributes = attributes
+        self._values = attributes  # the same dict, typed for updates
+        self._span_context = context
+        self._events: list[Event] = []
+        self._links = tuple(links)
+        self._resource = tracer.resource
+        self._status = _UNSET
+        self._tracer = tracer
+        self._dropped_attributes = 0
+
+    # ReadableSpan: the SDK reads the dropped count from BoundedAttributes, which this span does not use.
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped_attributes
+
+    def get_span_context(self) -> SpanContext:
+        return self._span_context
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        if self._end_time is None:
+            self._values.update(clean_attributes(attributes))
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        if self._end_time is None:
+            self._values.update(clean_attributes({key: value}))
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        if self._end_time is None:
+            self._events.append(Event(name, clean_attributes(attributes), timestamp or time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        if self._end_time is None and context.is_valid:
+            self._links = (*self._links, Link(context, clean_attributes(attributes)))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        # As the SDK: OK is final; a Status object wins over a separate description.
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            self._status = status
+        else:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        stacktrace = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+        event_attributes: dict[str, Any] = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": stacktrace,
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            event_attributes.update(attributes)
+        self.add_event("exception", event_attributes, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        tracer = self._tracer
+        self._dropped_attributes = tracer.limits.apply(self._values)
+        self._end_time = end_time or time_ns()
+        tracer.processor.on_end(self)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if exc_val is not None and self.is_recording():
+            self.record_exception(exc_val, escaped=True)
+            self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        self.end()
+
+
+class LeanTracer(trace_api.Tracer):
+    def __init__(self, provider: TracerProvider, scope: InstrumentationScope) -> None:
+        self.scope = scope
+        self.resource = provider.resource
+        self.processor: SpanProcessor = provider._active_span_processor  # every processor added to it
+        self.limits = _Limits(provider)
+        self._sampler = provider.sampler
+        self._default_sampler = self._sampler.get_description() == _DEFAULT_SAMPLER
+        ids = provider.id_generator
+        self._trace_id = ids.generate_trace_id
+        self._span_id = ids.generate_span_id
+        self._random_ids = ids.is_trace_id_random()
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace_api.Span:
+        parent: SpanContext | None = trace_api.get_current_span(context).get_span_context()
+        if parent is not None and not parent.is_valid:
+            parent = None
+        if parent is None:
+            trace_id, random_id = self._trace_id(), self._random_ids
+        else:
+            trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
+        attrs = clean_attributes(attributes)
+        if self._default_sampler:  # ParentBased(ALWAYS_ON): the parent's decision, else sampled
+            sampled = parent is None or parent.trace_flags.sampled
+            recording = sampled
+            trace_state = parent.trace_state if parent is not None else None
+        else:
+            result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            sampled = result.decision is Decision.RECORD_AND_SAMPLE
+            recording = result.decision is not Decision.DROP
+            trace_state = result.trace_state
+            if result.attributes:
+                attrs.update(result.attributes)
+        span_context = SpanContext(
+            trace_id,
+            self._span_id(),
+            is_remote=False,
+            trace_flags=_FLAGS[sampled, random_id],
+            trace_state=trace_state,
+        )
+        if not recording:
+            return NonRecordingSpan(span_context)
+        valid_links = [link for link in links or () if link.context.is_valid]
+        span = LeanSpan(self, name, span_context, parent, kind, attrs, valid_links, start_time or time_ns())
+        self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+        return span
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace_api.Span]:
+        span = self.start_span(name, context, kind, attributes, links, start_time)
+        with trace_api.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as current:
+            yield current
+
+
+class LeanTracerProvider(trace_api.TracerProvider):
+    """The SDK provider's configuration with lean tracers; processors, flush and shutdown are the SDK's."""
+
+    def __init__(self, sdk: TracerProvider) -> None:
+        self.sdk = sdk
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Attributes = None,
+    ) -> trace_api.Tracer:
+        scope = InstrumentationScope(
+            instrumenting_module_name, instrumenting_library_version, schema_url, attributes
+        )
+        return LeanTracer(self.sdk, scope)
+
+    @property
+    def resource(self) -> Any:
+        return self.sdk.resource
+
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        self.sdk.add_span_processor(processor)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.sdk.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.sdk.shutdown()
