@@ -84,17 +84,7 @@ __all__ = [
 # --- a bare Collector process (our config + overlays) -------------------------------------------
 
 
-# The ports otel-collector/config.yaml listens on (names as native_stack.collector_env takes them).
-COLLECTOR_PORTS = (
-    "otlp_grpc",
-    "otlp_http",
-    "internal_otlp",
-    "prom_exporter",
-    "health_check",
-    "collector_telemetry",
-    "zpages",
-    "pprof",
-)
+COLLECTOR_PORTS = native_stack.COLLECTOR_PORTS
 
 
 @dataclass
