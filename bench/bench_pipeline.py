@@ -221,15 +221,7 @@ def sidecar_stack(run_dir: Path) -> Iterator[tuple[Target, str]]:
 
 @contextlib.contextmanager
 def anchor_collector(run_dir: Path) -> Iterator[Target]:
-    names = [
-        "otlp_grpc",
-        "otlp_http",
-        "internal_otlp",
-        "prom_exporter",
-        "health_check",
-        "collector_telemetry",
-    ]
-    names += ["zpages", "pprof"]
+    names = stack.COLLECTOR_PORTS
     ports = dict(zip(names, _free_ports(len(names)), strict=True))
     run_dir.mkdir(parents=True, exist_ok=True)
     overlay = anchor.write(run_dir / "config.anchor.yaml")

@@ -13,7 +13,8 @@ Fail closed as before: the front forwards only a batch a worker finished, and an
 forward succeeded. A worker that dies (killed, out of memory) breaks the pool: every request it held, and any
 that arrive until a new pool is up, is answered UNAVAILABLE (kind ``worker_lost``; the Collector retries), and
 the pool is rebuilt. A worker slower than the caller's deadline → UNAVAILABLE (kind ``deadline``). Workers
-ignore SIGINT/SIGTERM: the front drains first (no new RPCs, in-flight batches finish), then shuts them down.
+ignore SIGINT/SIGTERM: the front drains first (no new RPCs, in-flight batches finish), then shuts them down. A
+worker exits on its own as soon as the front dies, however it dies (``_exit_when_front_dies``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from multiprocessing.connection import Connection
 from typing import NoReturn
 
 from processors.config import SidecarConfig
@@ -46,12 +49,38 @@ _NO_DEADLINE_S = 120.0  # a caller without a deadline still does not wait foreve
 _pipeline: Pipeline | None = None  # in each worker process
 
 
-def _init_worker(config: SidecarConfig) -> None:
+def _init_worker(config: SidecarConfig, front_alive: Connection, front_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front drains, then shuts the pool down
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_when_front_dies, args=(front_alive, front_pid), name="sidecar-front-watch", daemon=True
+    ).start()
     global _pipeline
     _pipeline = Pipeline(config)
     gc.freeze()  # as in the front: long-lived objects out of the cyclic GC's full collections
+
+
+def _exit_when_front_dies(
+    front_alive: Connection, front_pid: int, exit_now: Callable[[int], object] = os._exit
+) -> None:
+    """Block on the read end of a pipe whose only write end the front holds and never writes: the kernel
+    closes it when the front dies, however it dies (kill -9, OOM killer), and the read then ends. Chosen over
+    prctl(PR_SET_PDEATHSIG), which fires when the *thread* that spawned the worker ends (ProcessPoolExecutor
+    spawns from whichever thread submits: gRPC handler threads, the short-lived warm-up thread of a rebuilt
+    pool), and over polling os.getppid() (a delay and wake-ups). The pipe was inherited at spawn, so a front
+    that died even before this thread started is seen at once.
+
+    Exiting loses nothing acknowledged: a worker only processes; the front answers OK only after forwarding
+    what a worker returned, and a dead front answers nothing, so the Collector retries every batch it held.
+    Its hand files in /dev/shm (unredacted batches) are removed first (by its pid: a dead front may still be
+    a zombie, which looks alive)."""
+    try:
+        while True:
+            front_alive.recv_bytes()  # nothing is ever sent; EOF when the front is gone
+    except (EOFError, OSError):
+        pass
+    _remove_stale_hand_files(gone=front_pid)
+    exit_now(1)
 
 
 def _run(signal_name: str, raw: bytes) -> Parts:
@@ -102,8 +131,10 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-def _remove_stale_hand_files() -> None:
-    """Files left by a front that was killed (SIGKILL, OOM) hold unredacted batches: remove them."""
+def _remove_stale_hand_files(gone: int | None = None) -> None:
+    """Files left by a front that was killed (SIGKILL, OOM) hold unredacted batches: remove them, and those of
+    process ``gone`` (default: this one)."""
+    gone = os.getpid() if gone is None else gone
     for name in os.listdir(_HAND_DIR):
         if not name.startswith(_HAND_PREFIX):
             continue
@@ -111,7 +142,7 @@ def _remove_stale_hand_files() -> None:
         if not pid_text.isdigit():
             continue
         pid = int(pid_text)
-        if pid == os.getpid() or not _alive(pid):
+        if pid == gone or not _alive(pid):
             _unlink(os.path.join(_HAND_DIR, name))
 
 
@@ -139,6 +170,8 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._closed = False
         self._seq = itertools.count()
+        # workers watch the read end; the write end stays in this process only (see _exit_when_front_dies)
+        self._front_alive, self._front_alive_writer = multiprocessing.get_context("spawn").Pipe(duplex=False)
         _remove_stale_hand_files()
         self._pool = self._start()
 
@@ -148,7 +181,7 @@ class WorkerPool:
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self._config,),
+            initargs=(self._config, self._front_alive, os.getpid()),
         )
 
     def warm_up(self, timeout: float = 60.0) -> None:

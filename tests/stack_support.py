@@ -84,38 +84,48 @@ __all__ = [
 # --- a bare Collector process (our config + overlays) -------------------------------------------
 
 
+COLLECTOR_PORTS = native_stack.COLLECTOR_PORTS
+
+
 @dataclass
 class CollectorProcess:
-    """otel-collector/run.sh with the native overlay, every port free and private to this instance."""
+    """otel-collector/run.sh with the native overlay, every port free and private to this instance.
+    ``native=False``: the production exporters (Tempo, Loki endpoints from ``extra_env``) instead; ``args``
+    are passed on to run.sh (more ``--config`` overlays, feature gates); ``ports`` given are used as is."""
 
     run_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    native: bool = True
+    args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        names = [
-            "otlp_grpc",
-            "otlp_http",
-            "internal_otlp",
-            "prom_exporter",
-            "health_check",
-            "collector_telemetry",
-            "zpages",
-            "pprof",
-        ]
-        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
+        if not self.ports:
+            self.ports = dict(zip(COLLECTOR_PORTS, free_ports(len(COLLECTOR_PORTS)), strict=True))
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.pop("OTLP_INGEST_TOKEN", None)
+        for var in ("OTLP_INGEST_TOKEN", "OTEL_EXPORTER_OTLP_HEADERS"):  # ingest auth; an SDK's header
+            env.pop(var, None)
         # loop-through (SIDECAR_ENDPOINT = the internal receiver) unless extra_env says otherwise
         env.update(
             native_stack.collector_env(self.ports, self.run_dir, sidecar_port=self.ports["internal_otlp"])
         )
-        env.update(COLLECTOR_NATIVE="1", RUN_DIR=str(self.run_dir), OTELCOL_BIN=str(COLLECTOR_BIN))
+        if self.native:
+            env.update(COLLECTOR_NATIVE="1", RUN_DIR=str(self.run_dir))
+        else:
+            env.pop("COLLECTOR_NATIVE", None)
+        env.update(OTELCOL_BIN=str(COLLECTOR_BIN))
         env.update(self.extra_env)
         return env
+
+    def command(self) -> list[str]:
+        return [str(RUN_SH), *self.args]
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['health_check']}/"
 
     @property
     def traces_file(self) -> Path:
@@ -128,14 +138,14 @@ class CollectorProcess:
     def start(self, timeout: float = 60) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.run_dir / "collector.log", "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([str(RUN_SH)], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
         def ready() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"Collector exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return http_status(f"http://127.0.0.1:{self.ports['health_check']}/") == 200
+            return http_status(self.health_url) == 200
 
         wait_for(ready, timeout, "the Collector's health_check")
 

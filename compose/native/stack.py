@@ -150,6 +150,19 @@ def export_files(run_dir: Path) -> dict[str, Path]:
     return {"traces": run_dir / "export" / "traces.jsonl", "logs": run_dir / "export" / "logs.jsonl"}
 
 
+# The ports otel-collector/config.yaml listens on (the PORTS names collector_env reads).
+COLLECTOR_PORTS = (
+    "otlp_grpc",
+    "otlp_http",
+    "internal_otlp",
+    "prom_exporter",
+    "health_check",
+    "collector_telemetry",
+    "zpages",
+    "pprof",
+)
+
+
 def collector_env(ports: Mapping[str, int], run_dir: Path, sidecar_port: int) -> dict[str, str]:
     """The variables otel-collector/config.yaml reads, for a Collector on loopback ports (names as in PORTS).
     sidecar_port = ports["internal_otlp"] loops traces and logs through the Collector itself."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 import yaml
 
+from processors.telemetry import METRICS
 from tests.alerting.rules import (
     ALERTMANAGER_YML,
     PROM_TESTS_DIR,
@@ -20,6 +22,7 @@ from tests.alerting.rules import (
     promtool_alert_cases,
     rule_files,
 )
+from tests.dashboards import model
 
 ALERTS = alerting_rules()
 RUNBOOK_SECTIONS = ("## What it means", "## How to confirm", "## What to do", "## When to silence")
@@ -36,7 +39,7 @@ def test_the_rules_define_the_alerts_the_issue_lists() -> None:
         "PIIRedactionSpike", "SidecarDown", "SidecarSilent", "SidecarFailingClosed", "CollectorDown",
         "CollectorRefusingData", "CollectorExportFailing", "CollectorDroppingData",
         "CollectorQueueNearlyFull", "GPUMemoryHigh", "GPUTemperatureHigh", "HostDiskFilling",
-        "SidecarDroppingData", "SidecarQuarantinedData",
+        "SidecarQuarantineFailing", "SidecarQuarantinedData",
     }  # fmt: skip
     assert wanted <= alert_names(), sorted(wanted - alert_names())
 
@@ -127,3 +130,27 @@ def _top_level_alternatives(pattern: str) -> list[str]:
             parts.append(pattern[start:i])
             start = i + 1
     return [*parts, pattern[start:]]
+
+
+# How the sidecar's OTel metric names reach Prometheus (the Collector's prometheus exporter): dots become
+# underscores, the unit adds a suffix (annotations like {item} add none), counters end in _total and
+# histograms in _bucket/_sum/_count. An unknown unit fails here: add how it is spelled.
+_UNIT_SUFFIX = {"s": "_seconds", "USD": "_USD"}
+
+
+def test_every_sidecar_metric_a_rule_or_dashboard_reads_is_one_the_sidecar_emits() -> None:
+    """A rule over a name nothing emits can never fire (as sidecar_items_dropped_total could not)."""
+    emitted = {
+        name.replace(".", "_") + ("" if unit.startswith("{") else _UNIT_SUFFIX[unit])
+        for name, (unit, _, _) in METRICS.items()
+    }
+    sources = {path.name: path.read_text() for path in rule_files()}
+    sources |= {f"dashboard {uid}": json.dumps(d) for uid, d in model.dashboards().items()}
+    unknown = sorted(
+        f"{where}: {name}"
+        for where, text in sources.items()
+        for name in set(re.findall(r"(?<![\w:.])sidecar_[A-Za-z0-9_]+", text))
+        if re.sub(r"_(total|bucket|sum|count)$", "", name) not in emitted
+    )
+    assert len(emitted) == len(METRICS)
+    assert not unknown, f"metrics the sidecar does not emit (processors/telemetry.py): {unknown}"

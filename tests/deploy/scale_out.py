@@ -41,12 +41,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from tests.stack_support import (
     COLLECTOR_BIN,
+    COLLECTOR_PORTS,
     REPO,
-    RUN_SH,
+    CollectorProcess,
     attr,
     exported_spans,
     http_status,
-    native_stack,
     wait_for,
 )
 
@@ -217,34 +217,27 @@ class GatewayPair:
     sidecar: Proc | None = None
 
     def __post_init__(self) -> None:
-        names = [
-            "otlp_grpc",
-            "otlp_http",
-            "internal_otlp",
-            "prom_exporter",
-            "health_check",
-            "collector_telemetry",
-            "zpages",
-            "pprof",
-            "sidecar",
-        ]
+        names = [*COLLECTOR_PORTS, "sidecar"]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         p = self.ports
-        col_env = (
-            _base_env()
-            | native_stack.collector_env(p, self.root, sidecar_port=p["sidecar"])
-            | {
+        # the same wiring as every test's Collector, with the production exporters (to this pair's sink)
+        wiring = CollectorProcess(
+            self.root,
+            extra_env={
+                "SIDECAR_ENDPOINT": f"127.0.0.1:{p['sidecar']}",
                 "TEMPO_OTLP_ENDPOINT": f"127.0.0.1:{self.sink.ports['grpc']}",
                 "LOKI_OTLP_ENDPOINT": f"http://127.0.0.1:{self.sink.ports['http']}/otlp",
-                "OTELCOL_BIN": str(COLLECTOR_BIN),
-            }
+            },
+            ports={name: p[name] for name in COLLECTOR_PORTS},
+            native=False,
+            args=(*(f"--config={o}" for o in self.overlays), GATEWAY_FEATURE_GATES),
         )
         self.collector = Proc(
             f"gateway collector {self.root.name}",
-            [str(RUN_SH), *(f"--config={o}" for o in self.overlays), GATEWAY_FEATURE_GATES],
-            col_env,
+            wiring.command(),
+            wiring.env(),
             self.root / "collector.log",
-            f"http://127.0.0.1:{p['health_check']}/",
+            wiring.health_url,
         )
         side_env = _base_env() | {
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{p['otlp_grpc']}",

@@ -11,9 +11,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from processors.config import ServerConfig, SidecarConfig
 from processors.config_loader import build
+from processors.telemetry import FORWARD_ERRORS, Telemetry
 from tests.processors.helpers import (
     Client,
     Sink,
@@ -241,13 +244,28 @@ def test_an_unwritable_dead_letter_directory_keeps_the_batch_queued(sink: Sink, 
             ServerConfig, {"max_message_bytes": 64 * 1024, "dead_letter_dir": str(blocker / "dl")}, "server"
         )
     )
-    with running_sidecar(config, sink.port) as sidecar:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    with running_sidecar(config, sink.port, Telemetry(provider)) as sidecar:
         client = Client(sidecar.port)
         with pytest.raises(grpc.RpcError) as err:
             client.traces(trace_request(span("s", {"blob": "x" * 100_000})))
         client.close()
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # retried, not dropped
     assert "could not quarantine" in (err.value.details() or "")
+    # what alert SidecarQuarantineFailing watches (sidecar_forward_errors_total{kind="dead_letter_failed"})
+    data = reader.get_metrics_data()
+    assert data is not None
+    errors = [
+        (dict(point.attributes or {}), point.value)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == FORWARD_ERRORS
+        for point in metric.data.data_points
+    ]
+    assert errors == [({"signal": "traces", "kind": "dead_letter_failed"}, 1)]
+    provider.shutdown()
 
 
 def test_health_is_serving(sink: Sink) -> None:

@@ -18,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from processors.workers import _HAND_DIR, _HAND_PREFIX
 from tests.processors.helpers import Client, Sink, span, trace_request
 
 pytestmark = pytest.mark.e2e
@@ -207,6 +208,52 @@ def test_lost_worker_answers_unavailable_never_forwards_unredacted_and_recovers(
         assert proc.wait(30) == 0
     assert len(sink.traces) == 2  # the warm-up batch and the first OK after the restart
     assert all(b"x@y.example" not in raw for raw in sink.traces)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's new parent may reap it a little later)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_exit_when_the_front_is_killed(sink: Sink) -> None:
+    """kill -9 of the front (no drain, no pool shutdown): its workers, which ignore SIGTERM, must not live
+    on. A batch in a worker at that moment was never acknowledged (the front answers OK only after the
+    forward), so the caller gets an error and retries; its unredacted hand file in /dev/shm is removed by
+    the exiting worker."""
+
+    with sidecar_process(sink.port, "--workers", "2") as (proc, port):
+        workers = _worker_pids(proc.pid)
+        assert len(workers) == 2
+        hand_files = f"{_HAND_PREFIX}{proc.pid}-*"
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        pending = export.future(_busy_batch(0).SerializeToString(), timeout=30)
+        deadline = time.monotonic() + 10
+        while not list(Path(_HAND_DIR).glob(hand_files)) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert list(Path(_HAND_DIR).glob(hand_files)), "the batch never reached the worker pool"
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 5
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [pid for pid in workers if _running(pid)]
+        for pid in left:  # do not leave them behind for the next tests
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"worker(s) {left} outlived the front by 5 s"
+        with pytest.raises(grpc.RpcError):
+            pending.result(timeout=10)
+        channel.close()
+        assert not list(Path(_HAND_DIR).glob(hand_files))
+    assert sink.traces == []
 
 
 def _send_then_sigterm(

@@ -7,6 +7,7 @@ resource attribute, so they are joined with target_info (ENV_JOIN)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, Self, TypeVar
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as dash
@@ -168,6 +169,31 @@ def q(
     return t
 
 
+class _PanelBuilder(Protocol):
+    """What every Prometheus panel builder of the SDK has (timeseries, stat, …)."""
+
+    def title(self, title: str) -> Self: ...
+    def description(self, description: str) -> Self: ...
+    def unit(self, unit: str) -> Self: ...
+    def span(self, w: int) -> Self: ...
+    def height(self, h: int) -> Self: ...
+    def datasource(self, datasource: dm.DataSourceRef) -> Self: ...
+    def with_target(self, target: prometheus.Dataquery) -> Self: ...
+
+
+P = TypeVar("P", bound=_PanelBuilder)
+
+
+def prom_panel(
+    p: P, title: str, description: str, targets: list[prometheus.Dataquery], unit: str, w: int, h: int
+) -> P:
+    """A panel of any kind over Prometheus: what it answers, its unit and size, its queries."""
+    p = p.title(title).description(description).unit(unit).span(w).height(h).datasource(PROM)
+    for t in targets:
+        p = p.with_target(t)
+    return p
+
+
 def ts(
     title: str,
     description: str,
@@ -178,13 +204,7 @@ def ts(
     stack: bool = False,
 ) -> timeseries.Panel:
     p = (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .unit(unit)
-        .span(w)
-        .height(h)
-        .datasource(PROM)
+        prom_panel(timeseries.Panel(), title, description, targets, unit, w, h)
         .fill_opacity(10)
         .show_points(cm.VisibilityMode.NEVER)
         .legend(
@@ -196,8 +216,6 @@ def ts(
     )
     if stack:
         p = p.stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-    for t in targets:
-        p = p.with_target(t)
     return p
 
 
@@ -212,13 +230,7 @@ def st(
     time_from: str | None = None,
 ) -> stat.Panel:
     p = (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .unit(unit)
-        .span(w)
-        .height(h)
-        .datasource(PROM)
+        prom_panel(stat.Panel(), title, description, targets, unit, w, h)
         .graph_mode(cm.BigValueGraphMode.AREA)
         .color_mode(cm.BigValueColorMode.VALUE)
         .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
@@ -227,8 +239,6 @@ def st(
         p = p.decimals(decimals)
     if time_from:
         p = p.time_from(time_from)
-    for t in targets:
-        p = p.with_target(t)
     return p
 
 

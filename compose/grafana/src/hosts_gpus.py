@@ -40,33 +40,24 @@ def build() -> dash.Dashboard:
             unit="percentunit",
         )
     )
-    d = d.with_panel(
-        ts(
+    fs = sel('instance=~"$node"', 'fstype!~"tmpfs|ramfs|overlay|squashfs|nsfs|fuse.*"')
+    for title, description, free, total, legend in [
+        (
             "Memory used",
             "Which share of each node's memory is in use (1 - MemAvailable / MemTotal)?",
-            [
-                q(
-                    f"1 - node_memory_MemAvailable_bytes{NODE} / node_memory_MemTotal_bytes{NODE}",
-                    "{{instance}}",
-                )
-            ],
-            unit="percentunit",
-        )
-    )
-    fs = sel('instance=~"$node"', 'fstype!~"tmpfs|ramfs|overlay|squashfs|nsfs|fuse.*"')
-    d = d.with_panel(
-        ts(
+            f"node_memory_MemAvailable_bytes{NODE}",
+            f"node_memory_MemTotal_bytes{NODE}",
+            "{{instance}}",
+        ),
+        (
             "Disk used",
             "Which share of each real filesystem is full?",
-            [
-                q(
-                    f"1 - node_filesystem_avail_bytes{fs} / node_filesystem_size_bytes{fs}",
-                    "{{instance}} {{mountpoint}}",
-                )
-            ],
-            unit="percentunit",
-        )
-    )
+            f"node_filesystem_avail_bytes{fs}",
+            f"node_filesystem_size_bytes{fs}",
+            "{{instance}} {{mountpoint}}",
+        ),
+    ]:
+        d = d.with_panel(ts(title, description, [q(f"1 - {free} / {total}", legend)], unit="percentunit"))
     nic = sel('instance=~"$node"', 'device!="lo"')
     d = d.with_panel(
         ts(
@@ -118,20 +109,21 @@ def build() -> dash.Dashboard:
             unit="percentunit",
         )
     )
-    d = d.with_panel(
-        ts(
+    for title, description, metric, unit in [
+        (
             "GPU temperature",
             "How hot is each GPU (DCGM_FI_DEV_GPU_TEMP, °C)?",
-            [q(f"max by ({BY_GPU}) (DCGM_FI_DEV_GPU_TEMP{GPU})", GPU_LEGEND)],
-            unit="celsius",
-        )
-    )
-    d = d.with_panel(
-        ts(
+            "DCGM_FI_DEV_GPU_TEMP",
+            "celsius",
+        ),
+        (
             "GPU power",
             "How much power does each GPU draw (DCGM_FI_DEV_POWER_USAGE, W)?",
-            [q(f"max by ({BY_GPU}) (DCGM_FI_DEV_POWER_USAGE{GPU})", GPU_LEGEND)],
-            unit="watt",
+            "DCGM_FI_DEV_POWER_USAGE",
+            "watt",
+        ),
+    ]:
+        d = d.with_panel(
+            ts(title, description, [q(f"max by ({BY_GPU}) ({metric}{GPU})", GPU_LEGEND)], unit=unit)
         )
-    )
     return d

@@ -107,26 +107,24 @@ def build() -> dash.Dashboard:
         )
     )
     d = d.with_row(dash.Row("Spend"))
-    d = d.with_panel(
-        st(
+    for title, description, since in [
+        (
             "Spend today",
             "What have priced GenAI calls cost since midnight (pipeline-computed llm.cost)?",
-            [q(f"sum(increase(llm_cost_USD_total{COST}[$__range]))", "USD", instant=True)],
-            unit="currencyUSD",
-            decimals=2,
-            time_from="now/d",
+            "now/d",
+        ),
+        ("Spend this month", "What have priced GenAI calls cost since the first of the month?", "now/M"),
+    ]:
+        d = d.with_panel(
+            st(
+                title,
+                description,
+                [q(f"sum(increase(llm_cost_USD_total{COST}[$__range]))", "USD", instant=True)],
+                unit="currencyUSD",
+                decimals=2,
+                time_from=since,
+            )
         )
-    )
-    d = d.with_panel(
-        st(
-            "Spend this month",
-            "What have priced GenAI calls cost since the first of the month?",
-            [q(f"sum(increase(llm_cost_USD_total{COST}[$__range]))", "USD", instant=True)],
-            unit="currencyUSD",
-            decimals=2,
-            time_from="now/M",
-        )
-    )
     d = d.with_panel(
         st(
             "Spend per request",
@@ -169,35 +167,28 @@ def build() -> dash.Dashboard:
             decimals=1,
         )
     )
-    d = d.with_panel(
-        ts(
-            "Spend by model",
-            "Which models does the money go to (USD per hour)?",
-            [
-                q(
-                    f"sum by (gen_ai_response_model) (rate(llm_cost_USD_total{COST}[$__rate_interval])) * 3600",
-                    "{{gen_ai_response_model}}",
-                )
-            ],
-            unit="currencyUSD",
-            stack=True,
-        )
-    )
-    d = d.with_panel(
-        ts(
+    for title, description, by in [
+        ("Spend by model", "Which models does the money go to (USD per hour)?", "gen_ai_response_model"),
+        (
             "Spend by tenant",
-            "Which tenants spend the money (USD per hour)? Tenant none = apps without the "
-            "gateway's tenant attribute.",
-            [
-                q(
-                    f"sum by (llm_gateway_tenant) (rate(llm_cost_USD_total{COST}[$__rate_interval])) * 3600",
-                    "{{llm_gateway_tenant}}",
-                )
-            ],
-            unit="currencyUSD",
-            stack=True,
+            "Which tenants spend the money (USD per hour)? Tenant none = apps without the gateway's tenant attribute.",
+            "llm_gateway_tenant",
+        ),
+    ]:
+        d = d.with_panel(
+            ts(
+                title,
+                description,
+                [
+                    q(
+                        f"sum by ({by}) (rate(llm_cost_USD_total{COST}[$__rate_interval])) * 3600",
+                        "{{" + by + "}}",
+                    )
+                ],
+                unit="currencyUSD",
+                stack=True,
+            )
         )
-    )
     d = d.with_panel(
         st(
             "Top tenants by spend",

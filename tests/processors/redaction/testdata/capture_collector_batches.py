@@ -29,12 +29,15 @@ import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 ROOT = Path(__file__).resolve().parents[4]
+sys.path.insert(0, str(ROOT))  # run as a script: the test helpers' OTLP builders
+from tests.processors.helpers import attrs, value  # noqa: E402
+
 OUT = Path(__file__).with_name("collector_batches.json")
 SERVICES = {
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
@@ -68,24 +71,6 @@ SECRET_KEYS = [
 ]
 
 
-def _value(v: object) -> AnyValue:
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, float):
-        return AnyValue(double_value=v)
-    if isinstance(v, list):
-        return AnyValue(array_value=ArrayValue(values=[_value(x) for x in v]))
-    if isinstance(v, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=_kvs(v)))
-    return AnyValue(string_value=str(v))
-
-
-def _kvs(d: dict[str, object]) -> list[KeyValue]:
-    return [KeyValue(key=k, value=_value(v)) for k, v in d.items()]
-
-
 def _attributes() -> list[KeyValue]:
     plain = {
         "http.route": "/users/{id}",
@@ -101,7 +86,7 @@ def _attributes() -> list[KeyValue]:
         "gen_ai.conversation.id": EMAIL,  # allow-listed key: an e-mail is still replaced
     }
     secrets = {key: SECRET_PLAIN for key in SECRET_KEYS}
-    return _kvs({**plain, **secrets, "count": 3})
+    return attrs({**plain, **secrets, "count": 3})
 
 
 def traces() -> ExportTraceServiceRequest:
@@ -109,12 +94,12 @@ def traces() -> ExportTraceServiceRequest:
     for r in range(2):  # two resources, the second with two scopes
         rs = req.resource_spans.add()
         rs.resource.attributes.extend(
-            _kvs({"service.name": "golden", "host.owner": EMAIL, "password": SECRET_PLAIN})
+            attrs({"service.name": "golden", "host.owner": EMAIL, "password": SECRET_PLAIN})
         )
         for s in range(1 + r):
             ss = rs.scope_spans.add()
             ss.scope.name = "golden.scope"
-            ss.scope.attributes.extend(_kvs({"scope.owner": EMAIL}))
+            ss.scope.attributes.extend(attrs({"scope.owner": EMAIL}))
             for i in range(2):
                 span = ss.spans.add(
                     trace_id=bytes([r + 1]) * 16,
@@ -139,15 +124,15 @@ def traces() -> ExportTraceServiceRequest:
 def logs() -> ExportLogsServiceRequest:
     req = ExportLogsServiceRequest()
     rl = req.resource_logs.add()
-    rl.resource.attributes.extend(_kvs({"service.name": "golden", "host.owner": EMAIL}))
+    rl.resource.attributes.extend(attrs({"service.name": "golden", "host.owner": EMAIL}))
     sl = rl.scope_logs.add()
     sl.scope.name = "golden.scope"
     for i, body in enumerate(
         [
-            _value(f"user {EMAIL} paid with {CARD} from {IPV4}"),
-            _value({"msg": "login", "user": {"email": EMAIL, "password": SECRET_PLAIN}, EMAIL: "as a key"}),
-            _value([PHONE, CARD_INT, {"iban": IBAN}]),
-            _value(CARD_INT),
+            value(f"user {EMAIL} paid with {CARD} from {IPV4}"),
+            value({"msg": "login", "user": {"email": EMAIL, "password": SECRET_PLAIN}, EMAIL: "as a key"}),
+            value([PHONE, CARD_INT, {"iban": IBAN}]),
+            value(CARD_INT),
         ]
     ):
         record = sl.log_records.add(
@@ -165,26 +150,26 @@ def metrics() -> ExportMetricsServiceRequest:
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
     rm.resource.attributes.extend(
-        _kvs({"service.name": "golden", "service.instance.id": EMAIL, "host.owner": EMAIL})
+        attrs({"service.name": "golden", "service.instance.id": EMAIL, "host.owner": EMAIL})
     )
     sm = rm.scope_metrics.add()
     sm.scope.name = "golden.scope"
-    points = [_kvs({"user": EMAIL, "route": "/users/{id}"}), _attributes()]
+    points = [attrs({"user": EMAIL, "route": "/users/{id}"}), _attributes()]
     gauge = sm.metrics.add(name="golden.gauge", description=f"owned by {EMAIL}")
-    for attrs in points:
+    for point_attrs in points:
         p = gauge.gauge.data_points.add(as_double=1.0, time_unix_nano=1_700_000_000_000_000_000)
-        p.attributes.extend(attrs)
+        p.attributes.extend(point_attrs)
     total = sm.metrics.add(name="golden.sum")
     total.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
     total.sum.is_monotonic = True
-    for attrs in points:
+    for point_attrs in points:
         p = total.sum.data_points.add(as_int=5, time_unix_nano=1_700_000_000_000_000_000)
-        p.attributes.extend(attrs)
+        p.attributes.extend(point_attrs)
         ex = p.exemplars.add(as_int=1, time_unix_nano=1_700_000_000_000_000_000, span_id=b"\x01" * 8)
-        ex.filtered_attributes.extend(_kvs({"user.email": EMAIL, "password": SECRET_PLAIN}))
+        ex.filtered_attributes.extend(attrs({"user.email": EMAIL, "password": SECRET_PLAIN}))
     hist = sm.metrics.add(name="golden.histogram", unit="s")
     hist.histogram.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
-    for attrs in points:
+    for point_attrs in points:
         hp = hist.histogram.data_points.add(
             count=3,
             sum=1.5,
@@ -192,9 +177,9 @@ def metrics() -> ExportMetricsServiceRequest:
             explicit_bounds=[0.5, 1.0],
             time_unix_nano=1_700_000_000_000_000_000,
         )
-        hp.attributes.extend(attrs)
+        hp.attributes.extend(point_attrs)
         hp.exemplars.add(as_double=0.7, time_unix_nano=1_700_000_000_000_000_000).filtered_attributes.extend(
-            _kvs({"client.address": IPV4})
+            attrs({"client.address": IPV4})
         )
     expo = sm.metrics.add(name="golden.exponential")
     expo.exponential_histogram.aggregation_temporality = (
