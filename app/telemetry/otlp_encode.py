@@ -28,7 +28,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
+
+from app.telemetry.lean_trace import LeanSpan
 
 _pack_d = struct.Struct("<d").pack
 _pack_q = struct.Struct("<Q").pack
@@ -89,11 +91,15 @@ def _plain(attributes: Any) -> Any:
 
 
 class _AttributeCache:
-    """(key, value) → the encoded KeyValue field (tag, length, bytes), for the values that repeat; bounded."""
+    """(key, value) → the encoded KeyValue field (tag, length, bytes), for the values that repeat; bounded.
+
+    Two levels, key then value, so that the common case (a string value) needs no tuple per lookup; other
+    values are looked up with their type (True, 1 and 1.0 are equal in Python, not on the wire)."""
 
     def __init__(self, field_tag: bytes) -> None:
         self._tag = field_tag
-        self._items: dict[tuple[str, type, Any], bytes] = {}
+        self._items: dict[str, dict[Any, bytes]] = {}
+        self._size = 0
 
     def encode(self, attributes: Any) -> bytes:
         if not attributes:
@@ -101,21 +107,27 @@ class _AttributeCache:
         items = self._items
         out = []
         for key, value in _plain(attributes).items():
-            cache_key = (key, value.__class__, value)
+            by_value = items.get(key)
+            if by_value is None:
+                by_value = items[key] = {}
+            value_key = value if value.__class__ is str else (value.__class__, value)
             try:
-                encoded = items.get(cache_key)
+                encoded = by_value.get(value_key)
             except TypeError:  # unhashable: a list or a map
                 encoded = None
-                cache_key = None  # type: ignore[assignment]
+                value_key = None
             if encoded is None:
                 kv = self._encode_pair(key, value)
                 if kv is None:
                     continue
                 encoded = _ld(self._tag, kv)
-                if cache_key is not None:
-                    if len(items) >= _CACHE_LIMIT:
+                if value_key is not None:
+                    if self._size >= _CACHE_LIMIT:
                         items.clear()
-                    items[cache_key] = encoded
+                        self._size = 0
+                        by_value = items[key] = {}
+                    by_value[value_key] = encoded
+                    self._size += 1
             out.append(encoded)
         return b"".join(out)
 
@@ -188,9 +200,21 @@ class SpanEncoder:
     def __init__(self) -> None:
         self._attrs = _AttributeCache(b"\x4a")
         self._grouping = _Grouping(b"\x12")
+        self._names: dict[str, bytes] = {}
 
     def encode_span(self, span: ReadableSpan) -> bytes:
-        ctx = span.get_span_context()
+        if span.__class__ is LeanSpan:  # its fields as they are: no property calls, no tuple copies
+            lean: Any = span
+            ctx, parent, name, kind = lean._span_context, lean._parent, lean._name, lean._kind
+            start, end, attributes, status = lean._start_time, lean._end_time, lean._values, lean._status
+            dropped, events, links = lean._dropped_attributes, lean._events, lean._links
+            dropped_events = dropped_links = 0
+        else:
+            ctx, parent, name, kind = span.get_span_context(), span.parent, span.name, span.kind
+            start, end, status = span.start_time, span.end_time, span.status
+            attributes = getattr(span, "_attributes", None) or span.attributes
+            dropped, events, links = span.dropped_attributes, span.events, span.links
+            dropped_events, dropped_links = span.dropped_events, span.dropped_links
         assert ctx is not None
         parts = [
             b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
@@ -199,33 +223,39 @@ class SpanEncoder:
         if ctx.trace_state:
             state = ",".join(f"{k}={v}" for k, v in ctx.trace_state.items())
             parts.append(_ld(b"\x1a", state.encode()))
-        parent = span.parent
         if parent:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-        if span.name:
-            parts.append(_ld(b"\x2a", span.name.encode()))
-        parts.append(_KIND[span.kind])
-        if span.start_time:
-            parts.append(b"\x39" + _pack_q(span.start_time))
-        if span.end_time:
-            parts.append(b"\x41" + _pack_q(span.end_time))
-        parts.append(self._attrs.encode(getattr(span, "_attributes", None) or span.attributes))
-        if span.dropped_attributes:
-            parts.append(b"\x50" + _varint(span.dropped_attributes))
-        if span.events:
-            parts.extend(_ld(b"\x5a", e.SerializeToString()) for e in _encode_events(span.events) or [])
-        if span.dropped_events:
-            parts.append(b"\x60" + _varint(span.dropped_events))
-        if span.links:
-            parts.extend(_ld(b"\x6a", lk.SerializeToString()) for lk in _encode_links(span.links) or [])
-        if span.dropped_links:
-            parts.append(b"\x70" + _varint(span.dropped_links))
-        status = span.status
+        if name:
+            encoded_name = self._names.get(name)
+            if encoded_name is None:
+                if len(self._names) >= _CACHE_LIMIT:
+                    self._names.clear()
+                encoded_name = self._names[name] = _ld(b"\x2a", name.encode())
+            parts.append(encoded_name)
+        parts.append(_KIND[kind])
+        if start:
+            parts.append(b"\x39" + _pack_q(start))
+        if end:
+            parts.append(b"\x41" + _pack_q(end))
+        parts.append(self._attrs.encode(attributes))
+        if dropped:
+            parts.append(b"\x50" + _varint(dropped))
+        if events:
+            parts.extend(_ld(b"\x5a", e.SerializeToString()) for e in _encode_events(events) or [])
+        if dropped_events:
+            parts.append(b"\x60" + _varint(dropped_events))
+        if links:
+            parts.extend(_ld(b"\x6a", lk.SerializeToString()) for lk in _encode_links(links) or [])
+        if dropped_links:
+            parts.append(b"\x70" + _varint(dropped_links))
         if status is not None:
-            status_body = _ld(b"\x12", status.description.encode()) if status.description else b""
-            if status.status_code.value:
-                status_body += b"\x18" + _varint(status.status_code.value)
-            parts.append(_ld(b"\x7a", status_body))
+            if status.status_code is StatusCode.UNSET and not status.description:
+                parts.append(b"\x7a\x00")
+            else:
+                status_body = _ld(b"\x12", status.description.encode()) if status.description else b""
+                if status.status_code.value:
+                    status_body += b"\x18" + _varint(status.status_code.value)
+                parts.append(_ld(b"\x7a", status_body))
         parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
         return b"".join(parts)
 

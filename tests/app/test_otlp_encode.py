@@ -94,7 +94,7 @@ def test_span_attribute_cache_is_bounded(monkeypatch: Any) -> None:
     spans = exporter.get_finished_spans()
     encoder = SpanEncoder()
     assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
-    assert len(encoder._attrs._items) <= 4
+    assert encoder._attrs._size <= 4
 
 
 def test_logs_encode_exactly_as_the_sdk() -> None:
