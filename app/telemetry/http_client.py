@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
@@ -41,16 +42,20 @@ class HttpClientTelemetry:
         if port:
             base["server.port"] = port
         span = self.tracer.start_span(method, kind=SpanKind.CLIENT, attributes={**base, "url.full": url})
-        propagate.inject(headers, context=trace.set_span_in_context(span))
-        return HttpCall(self, span, base)
+        context = trace.set_span_in_context(span)
+        propagate.inject(headers, context=context)
+        return HttpCall(self, span, context, base)
 
 
 class HttpCall:
-    __slots__ = ("_base", "_ended", "_owner", "_started", "_status", "span")
+    __slots__ = ("_base", "_context", "_ended", "_owner", "_started", "_status", "span")
 
-    def __init__(self, owner: HttpClientTelemetry, span: trace.Span, base: dict[str, Any]) -> None:
+    def __init__(
+        self, owner: HttpClientTelemetry, span: trace.Span, context: Context, base: dict[str, Any]
+    ) -> None:
         self._owner = owner
         self.span = span
+        self._context = context
         self._base = base
         self._started = time.perf_counter()
         self._status: int | None = None
@@ -74,7 +79,5 @@ class HttpCall:
             self.span.set_status(Status(StatusCode.ERROR))
         if end_attrs:
             self.span.set_attributes(end_attrs)
-        self._owner.duration.record(
-            time.perf_counter() - self._started, attrs, context=trace.set_span_in_context(self.span)
-        )
+        self._owner.duration.record(time.perf_counter() - self._started, attrs, context=self._context)
         self.span.end()

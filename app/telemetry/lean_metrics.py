@@ -63,14 +63,12 @@ _RawExemplar = tuple[float, int, int | None, int | None]
 
 
 def _key(attributes: Attributes) -> _Key:
-    if not attributes:
-        return ()
-    key = tuple(attributes.items())
-    try:
-        hash(key)
-    except TypeError:  # a list value: as the SDK keeps it, a tuple
-        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in attributes.items())
-    return key
+    return tuple(attributes.items()) if attributes else ()
+
+
+def _hashable(key: _Key) -> _Key:
+    """A key with list values (unhashable) as tuples, as the SDK keeps them."""
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in key)
 
 
 class _Exemplars:
@@ -144,7 +142,11 @@ class _Sum(_Instrument):
         key = _key(attributes)
         ids = self._exemplars.ids(context)
         with self._lock:
-            point = self._points.get(key)
+            try:
+                point = self._points.get(key)
+            except TypeError:
+                key = _hashable(key)
+                point = self._points.get(key)
             if point is None:
                 key = self._bounded(key)
                 point = self._points.get(key)
@@ -237,7 +239,11 @@ class LeanHistogram(_Instrument, metrics_api.Histogram):
         ids = self._exemplars.ids(context)
         bucket = bisect_left(self.boundaries, amount)
         with self._lock:
-            point = self._points.get(key)
+            try:
+                point = self._points.get(key)
+            except TypeError:
+                key = _hashable(key)
+                point = self._points.get(key)
             if point is None:
                 key = self._bounded(key)
                 point = self._points.get(key)

@@ -110,7 +110,7 @@ class _AttributeCache:
             by_value = items.get(key)
             if by_value is None:
                 by_value = items[key] = {}
-            value_key = value if value.__class__ is str else (value.__class__, value)
+            value_key: Any = value if value.__class__ is str else (value.__class__, value)
             try:
                 encoded = by_value.get(value_key)
             except TypeError:  # unhashable: a list or a map

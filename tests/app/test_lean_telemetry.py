@@ -302,12 +302,17 @@ def test_cardinality_is_bounded_and_dropped_names_are_no_ops() -> None:
     for i in range(CARDINALITY_LIMIT + 50):
         counter.add(1, {"id": i})
     meter.create_histogram("dropped").record(1.0)
+    listed = meter.create_histogram("listed")
+    listed.record(1.0, {"reasons": ["stop"]})  # unhashable as given: kept as a tuple, as the SDK keeps it
+    listed.record(2.0, {"reasons": ("stop",)})
     assert meter.create_counter("c") is counter  # the same instrument again
     points = _collected(reader)["c"][3]
     assert len(points) == CARDINALITY_LIMIT
     overflow = [p for p in points if p[0] == (("otel.metric.overflow", True),)]
     assert overflow and overflow[0][1] == 51
-    assert "dropped" not in _collected(reader)
+    collected = _collected(reader)
+    assert "dropped" not in collected
+    assert [(p[0], p[2]) for p in collected["listed"][3]] == [((("reasons", ("stop",)),), 2)]
 
 
 # --- logs ---------------------------------------------------------------------------------------------------
