@@ -80,13 +80,24 @@ class _Exemplars:
         self.off = isinstance(chosen, AlwaysOffExemplarFilter)
         self.always = isinstance(chosen, AlwaysOnExemplarFilter)
 
+        # A request records several measurements with one context: the last answer is kept (contexts are
+        # immutable, so the same object means the same span).
+        self._last: tuple[Context | None, tuple[int | None, int | None] | None] = (None, None)
+
     def ids(self, context: Context | None) -> tuple[int | None, int | None] | None:
         if self.off:
             return None
+        last = self._last
+        if context is not None and last[0] is context:
+            return last[1]
         span_context = trace_api.get_current_span(context).get_span_context()
         if span_context.is_valid and (self.always or span_context.trace_flags.sampled):
-            return span_context.span_id, span_context.trace_id
-        return (None, None) if self.always else None
+            ids: tuple[int | None, int | None] | None = (span_context.span_id, span_context.trace_id)
+        else:
+            ids = (None, None) if self.always else None
+        if context is not None:
+            self._last = (context, ids)
+        return ids
 
 
 class _Instrument:

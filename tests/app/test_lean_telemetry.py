@@ -389,3 +389,21 @@ def test_raw_stub_exporters_deliver_to_a_real_grpc_receiver() -> None:
         log_exporter.shutdown()
     finally:
         sink.stop()
+
+
+def test_exemplars_follow_the_context_of_each_measurement() -> None:
+    reader = InMemoryMetricReader()
+    lean = LeanMeterProvider(MeterProvider(metric_readers=[reader]), [reader])
+    hist = lean.get_meter("m").create_histogram("d", explicit_bucket_boundaries_advisory=[1.0])
+    tracer = TracerProvider().get_tracer("t")
+    a, b = tracer.start_span("a"), tracer.start_span("b")
+    ctx_a, ctx_b = trace.set_span_in_context(a), trace.set_span_in_context(b)
+    hist.record(0.5, context=ctx_a)
+    hist.record(2.0, context=ctx_b)
+    hist.record(0.7, context=ctx_a)
+    hist.record(3.0, context=trace.set_span_in_context(trace.INVALID_SPAN))  # no span: keeps b's exemplar
+    (point,) = _collected(reader)["d"][3]
+    assert point[8] == sorted(
+        [(0.7, a.get_span_context().span_id, a.get_span_context().trace_id),
+         (2.0, b.get_span_context().span_id, b.get_span_context().trace_id)]
+    )  # fmt: skip
