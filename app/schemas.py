@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.errors import ApiError
 from app.identifiers import model_name_problem
 
-__all__ = ["ChatCompletionRequest", "FeedbackRequest", "ValidationError", "first_error"]
+__all__ = ["ChatCompletionRequest", "FeedbackRequest", "ValidationError", "first_error", "validated"]
 
 
 class ChatMessage(BaseModel):
@@ -75,3 +76,17 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     if not path:  # model-level validators name the field in the error type
         path = err["type"] if err["type"] in ChatCompletionRequest.model_fields else "<body>"
     return path, f"{path}: {err.get('msg', 'invalid value')}"
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def validated(model: type[_Model], body: dict[str, Any]) -> _Model:
+    """The body as ``model``, or the OpenAI-style 400 naming the first invalid field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        param, message = first_error(exc)
+        raise ApiError(
+            400, message, param=param, code="invalid_value", error_type="invalid_request"
+        ) from None

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from app import jsonio
 from app.config import ProviderConfig
 from app.providers.base import ChatCall, ProviderError, StreamBatch, StreamBroken, UpstreamTimeout
 from app.telemetry.http_client import HttpCall, HttpClientTelemetry
@@ -114,7 +115,7 @@ class OpenAICompatibleProvider:
         if call.stream:
             payload["stream"] = True
             payload["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return jsonio.dumps(payload)
 
     async def _send(self, call: ChatCall) -> tuple[aiohttp.ClientResponse, HttpCall | None]:
         """POST with retries; returns a 2xx response whose body is not yet read (and its HTTP span)."""
@@ -124,7 +125,8 @@ class OpenAICompatibleProvider:
         while True:
             reason: str
             delay_hint: float | None = None
-            headers = dict(self._headers)
+            # HTTP client telemetry adds traceparent to the headers: a copy per attempt then.
+            headers = self._headers if self._http is None else dict(self._headers)
             http = (
                 self._http.start(
                     "POST", self._completions_url, self.server_address, self.server_port, headers
@@ -190,7 +192,7 @@ class OpenAICompatibleProvider:
         async with _reading(response, http):
             body = await response.read()
         try:
-            data = json.loads(body)
+            data = jsonio.loads(body)
         except ValueError as exc:
             raise ProviderError(502, "invalid_upstream_response", "upstream returned invalid JSON") from exc
         if not isinstance(data, dict):
@@ -247,7 +249,7 @@ class OpenAICompatibleProvider:
 
 def _chunk(event: bytes) -> dict[str, Any]:
     try:
-        chunk = json.loads(event)
+        chunk = jsonio.loads(event)
     except ValueError as exc:
         raise ProviderError(502, "invalid_upstream_response", "upstream sent invalid JSON") from exc
     if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
