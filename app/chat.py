@@ -19,7 +19,7 @@ from app import __version__, jsonio
 from app.asgi import Message, Receive, Send
 from app.errors import ApiError
 from app.genai_call import CallMeta, CardinalityGuard, GenAICall, ResponseIndex
-from app.providers.base import ChatCall, ProviderError, SimulatedDisconnect, StreamBatch
+from app.providers.base import ChatCall, LastBatch, ProviderError, SimulatedDisconnect, StreamBatch
 from app.request_body import CLIENT_CLOSED_REQUEST
 from app.request_log import RequestLog
 from app.routing import Router, UnknownModel
@@ -250,7 +250,8 @@ class ChatStream:
                 # Usage was requested upstream for our telemetry only; the client did not ask for it.
                 if not chunk.get("choices"):
                     return None
-                return _sse({k: v for k, v in chunk.items() if k != "usage"})
+                exact = json.loads(raw) if raw is not None else chunk  # not orjson's reading: rewritten
+                return _sse({k: v for k, v in exact.items() if k != "usage"})
         elif self._include_usage and "usage" not in chunk:
             # OpenAI sends usage: null on every chunk in this mode.
             if raw is not None and raw.endswith(b"}") and raw != b"{}":
@@ -327,22 +328,26 @@ class ChatStream:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
             last = time.perf_counter()
+            batch = self._first
             if latest:  # chunks that came with the first one: no gap
-                for _ in self._first[1:]:
+                for _ in batch[1:]:
                     metrics.record_chunk_gap(self.call.metric_attrs, 0.0, self.call.context)
-            events = self._events(self._first)
-            if events:
-                await send({"type": "http.response.body", "body": events, "more_body": True})
-            async for batch in self._upstream:
+            while type(batch) is not LastBatch:
+                events = self._events(batch)
+                if events:
+                    await send({"type": "http.response.body", "body": events, "more_body": True})
+                try:
+                    batch = await anext(self._upstream)
+                except StopAsyncIteration:
+                    batch = LastBatch()  # ended without saying which batch was its last
+                    break
                 if latest:
                     now = time.perf_counter()
                     for i in range(len(batch)):
                         gap = now - last if i == 0 else 0.0
                         metrics.record_chunk_gap(self.call.metric_attrs, gap, self.call.context)
                     last = now
-                events = self._events(batch)
-                if events:
-                    await send({"type": "http.response.body", "body": events, "more_body": True})
+            tail = self._events(batch)  # sent with [DONE], in one write
             completed = True
         except SimulatedDisconnect as exc:
             self._finalize(200, exc.error_type, exc.message)
@@ -361,11 +366,11 @@ class ChatStream:
             raise
         finally:
             if completed:
-                await self._upstream.aclose()  # already at its end: nothing to wait for
+                await self._upstream.aclose()  # at its end, or at its last batch: nothing to wait for
             else:
                 self._relaying = False  # ending anyway: a disconnect now must not interrupt the cleanup
                 with anyio.CancelScope(shield=True):
                     await self._upstream.aclose()
         self._finalize(200)
         self._relaying = False
-        await send({"type": "http.response.body", "body": _DONE})
+        await send({"type": "http.response.body", "body": tail + _DONE})

@@ -22,6 +22,11 @@ class ChatCall:
 StreamBatch = list[tuple[dict[str, Any], bytes | None]]
 
 
+class LastBatch(StreamBatch):
+    """A stream's last batch, when the provider knows it is (``[DONE]`` came in the same read): the gateway
+    then sends its events and the end of the response in one write."""
+
+
 class ProviderError(Exception):
     """The upstream (or simulated upstream) failed; mapped to an OpenAI-style error response."""
 

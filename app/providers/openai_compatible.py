@@ -25,7 +25,14 @@ import aiohttp
 
 from app import jsonio
 from app.config import ProviderConfig
-from app.providers.base import ChatCall, ProviderError, StreamBatch, StreamBroken, UpstreamTimeout
+from app.providers.base import (
+    ChatCall,
+    LastBatch,
+    ProviderError,
+    StreamBatch,
+    StreamBroken,
+    UpstreamTimeout,
+)
 from app.telemetry.http_client import HttpCall, HttpClientTelemetry
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -220,7 +227,7 @@ class OpenAICompatibleProvider:
                     event = line[5:].strip()
                     if event == b"[DONE]":
                         if batch:
-                            yield batch
+                            yield LastBatch(batch)
                         return
                     try:
                         batch.append((_chunk(event), event))
