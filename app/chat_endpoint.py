@@ -12,7 +12,7 @@ from app.chat import ChatService, ChatStream
 from app.errors import ApiError
 from app.identifiers import request_id_for
 from app.request_body import json_object, read_body
-from app.schemas import ChatCompletionRequest, validated
+from app.schemas import chat_request
 from app.telemetry import genai as g
 from app.telemetry.metrics import GatewayMetrics
 from app.tenants import Authenticator, hash_user
@@ -71,13 +71,13 @@ class ChatEndpoint:
             if tenant is None:
                 raise invalid_api_key()
             body = json_object(await read_body(receive, content_length, self._limit))
-            parsed = validated(ChatCompletionRequest, body)
-            user_hash = hash_user(parsed.user, self._salt) if parsed.user else None
+            request = chat_request(body)
+            user_hash = hash_user(request.user, self._salt) if request.user else None
             body.pop("user", None)  # the raw end-user id goes nowhere: not upstream, not to telemetry
             result = await self._chat.handle(
                 body,
-                stream=parsed.stream,
-                include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
+                stream=request.stream,
+                include_usage=request.include_usage,
                 tenant=tenant,
                 request_id=request_id,
                 user_hash=user_hash,

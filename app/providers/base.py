@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per request, and a frozen __init__ costs 2-3x
 class ChatCall:
     """One model call: the client's validated request body, with the model resolved by routing."""
 

@@ -16,8 +16,8 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -196,7 +196,7 @@ class OpenAICompatibleProvider:
 
     async def complete_raw(self, call: ChatCall) -> tuple[dict[str, Any], bytes | None]:
         response, http = await self._send(call)
-        async with _reading(response, http):
+        async with _Reading(response, http):
             body = await response.read()
         try:
             data = jsonio.loads(body)
@@ -213,7 +213,7 @@ class OpenAICompatibleProvider:
 
     async def stream_batches(self, call: ChatCall) -> AsyncGenerator[StreamBatch, None]:
         response, http = await self._send(call)
-        async with _reading(response, http):
+        async with _Reading(response, http):
             pending = b""
             async for data in response.content.iter_any():
                 pending += data
@@ -267,23 +267,35 @@ def _chunk(event: bytes) -> dict[str, Any]:
     return chunk  # type: ignore[no-any-return]
 
 
-@asynccontextmanager
-async def _reading(response: aiohttp.ClientResponse, http: HttpCall | None) -> AsyncIterator[None]:
-    """Reading an upstream body: a timeout is UpstreamTimeout, a dropped connection StreamBroken; the
-    response is released and its span ended."""
-    error: str | None = None
-    try:
-        yield
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        error = "timeout"
-        raise UpstreamTimeout() from exc
-    except aiohttp.ClientError as exc:
-        error = type(exc).__qualname__
-        raise StreamBroken() from exc
-    except BaseException as exc:
-        error = type(exc).__qualname__
-        raise
-    finally:
-        response.release()  # back to the pool if the body was read to its end, else the connection closes
-        if http is not None:
-            http.end(error)
+class _Reading:
+    """``async with _Reading(response, http)``: reading an upstream body. A timeout is UpstreamTimeout, a
+    dropped connection StreamBroken; the response is released and its span ended. (A class, not an
+    ``@asynccontextmanager``: that costs a generator and several frames per request.)"""
+
+    __slots__ = ("_http", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse, http: HttpCall | None) -> None:
+        self._response = response
+        self._http = http
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        error: str | None = None
+        try:
+            if exc is None:
+                return
+            if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+                error = "timeout"
+                raise UpstreamTimeout() from exc
+            error = type(exc).__qualname__
+            if isinstance(exc, aiohttp.ClientError):
+                raise StreamBroken() from exc
+        finally:
+            # Back to the pool if the body was read to its end, else the connection closes.
+            self._response.release()
+            if self._http is not None:
+                self._http.end(error)
