@@ -225,7 +225,10 @@ class ChatStream:
         self._fingerprint: str | None = None
         self._relaying = False  # while True, the client leaving cancels the relay
         self._client_gone = False
-        self._active = call.telemetry
+        self._active = self._collect = call.telemetry
+        self._watcher: asyncio.Future[None] | None = None
+        self._receive: Receive | None = None
+        self._task: asyncio.Task[Any] | None = None
         if self._active:
             self._stream_attrs = {"llm_gateway.tenant": call.meta.tenant}  # llm_gateway.active_streams
             metrics.active_streams.add(1, self._stream_attrs, context=call.context)
@@ -235,14 +238,15 @@ class ChatStream:
         chunk the client gets unchanged is passed through as the bytes that came, not re-serialised."""
         self._id = self._id or chunk.get("id")
         self._model = chunk.get("model") or self._model
-        self._fingerprint = chunk.get("system_fingerprint") or self._fingerprint
-        for choice in chunk.get("choices") or ():
-            idx = int(choice.get("index", 0))
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
-                self._contents.setdefault(idx, []).append(delta["content"])
-            if choice.get("finish_reason"):
-                self._finish[idx] = str(choice["finish_reason"])
+        if self._collect:  # the choices' text and finish reasons feed the span only
+            self._fingerprint = chunk.get("system_fingerprint") or self._fingerprint
+            for choice in chunk.get("choices") or ():
+                idx = int(choice.get("index", 0))
+                delta = choice.get("delta") or {}
+                if isinstance(delta.get("content"), str):
+                    self._contents.setdefault(idx, []).append(delta["content"])
+                if choice.get("finish_reason"):
+                    self._finish[idx] = str(choice["finish_reason"])
         usage = chunk.get("usage")
         if usage:
             self._usage = usage
@@ -300,7 +304,7 @@ class ChatStream:
         task = asyncio.current_task()
         assert task is not None
         self._relaying = True
-        watcher = asyncio.ensure_future(self._watch_disconnect(receive, task))
+        self._receive, self._task = receive, task
         try:
             await self._relay(send, headers)
         except asyncio.CancelledError:
@@ -309,9 +313,15 @@ class ChatStream:
             task.uncancel()  # the cancellation was ours and is handled: the request ends normally
         finally:
             self._relaying = False
-            watcher.cancel()
+            if self._watcher is not None:
+                self._watcher.cancel()
             if not self.call.finished:  # pragma: no cover - every path of _relay finalises
                 self._finalize(CLIENT_CLOSED_REQUEST, "client_disconnect", "the client disconnected")
+
+    def _watch_for_disconnect(self) -> None:
+        """From the first wait on the upstream on (a stream that came whole needs no watching)."""
+        if self._watcher is None and self._receive is not None and self._task is not None:
+            self._watcher = asyncio.ensure_future(self._watch_disconnect(self._receive, self._task))
 
     async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[Any]) -> None:
         message: Message = await receive()
@@ -336,6 +346,7 @@ class ChatStream:
                 events = self._events(batch)
                 if events:
                     await send({"type": "http.response.body", "body": events, "more_body": True})
+                self._watch_for_disconnect()
                 try:
                     batch = await anext(self._upstream)
                 except StopAsyncIteration:

@@ -221,10 +221,8 @@ class OpenAICompatibleProvider:
                     continue
                 *lines, pending = pending.split(b"\n")
                 batch: StreamBatch = []
-                for line in lines:
-                    if not line.startswith(b"data:"):
-                        continue
-                    event = line[5:].strip()
+                # The data of each `data:` line; blank lines, comments and other fields are skipped.
+                for event in [line[5:].strip() for line in lines if line.startswith(b"data:")]:
                     if event == b"[DONE]":
                         if batch:
                             yield LastBatch(batch)
