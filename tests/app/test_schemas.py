@@ -144,7 +144,7 @@ def test_chat_request_is_pydantics_verdict(body: dict[str, Any]) -> None:
     assert got == expected
 
 
-USUAL = [
+USUAL: list[dict[str, Any]] = [
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
     {
         "model": "gpt-4o-mini",
@@ -205,7 +205,27 @@ def test_anything_else_is_left_to_pydantic(change: dict[str, Any], param: str | 
         assert info.value.param == param
 
 
-EDGE_VALUES = [None, True, False, "1", [], {}, 0, 1, 2, 127, 128, 129, -1, -2, -3, 0.0, 1.0, 2.0, 0.5]
+EDGE_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    "1",
+    [],
+    {},
+    0,
+    1,
+    2,
+    127,
+    128,
+    129,
+    -1,
+    -2,
+    -3,
+    0.0,
+    1.0,
+    2.0,
+    0.5,
+]
 EDGE_VALUES += [-2.001, -1.999, -0.001, 0.999, 1.001, 1.999, 2.001, 10_000, 2**63, -(2**63)]
 
 
