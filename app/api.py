@@ -2,39 +2,37 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from opentelemetry.trace import Link, SpanKind
-from pydantic import BaseModel
+from starlette.routing import Route
 
 from app import __version__
+from app.asgi import ASGIApp, RouteFirst
 from app.chat import ChatService
+from app.chat_endpoint import CHAT_PATH, UNAUTHENTICATED, ChatEndpoint, internal_error, invalid_api_key
 from app.config import GatewayConfig
 from app.errors import ApiError
-from app.identifiers import acceptable_request_id
+from app.identifiers import request_id_for
 from app.providers.base import Provider
 from app.providers.openai_compatible import OpenAICompatibleProvider
 from app.providers.simulated import SimulatedProvider
+from app.request_body import json_object, read_body
 from app.request_log import ATTRS_KEY, close_logger, gateway_logger
 from app.routing import Router
-from app.schemas import ChatCompletionRequest, FeedbackRequest, ValidationError, first_error
+from app.schemas import FeedbackRequest, validated
 from app.telemetry import genai as g
 from app.telemetry.http_client import HttpClientTelemetry
 from app.telemetry.http_server import ServerTelemetry
 from app.telemetry.metrics import GatewayMetrics
 from app.telemetry.setup import Telemetry, setup_telemetry
-from app.tenants import Authenticator, hash_user
-
-FAULT_HEADER = "x-simulated-fault"
-_Model = TypeVar("_Model", bound=BaseModel)
+from app.tenants import Authenticator
 
 
 def build_providers(config: GatewayConfig, telemetry: Telemetry) -> dict[str, Provider]:
@@ -52,60 +50,11 @@ def build_providers(config: GatewayConfig, telemetry: Telemetry) -> dict[str, Pr
     return providers
 
 
-def _too_large(limit: int) -> ApiError:
-    # Connection: close: the rest of the body is never read, so the connection cannot carry another request.
-    return ApiError(
-        413,
-        f"request body is larger than {limit} bytes",
-        error_type="request_too_large",
-        headers={"connection": "close"},
-    )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit``: from ``Content-Length``
-    before a byte of it is read, and for a chunked body as soon as the bytes read pass the limit."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ApiError(400, "invalid Content-Length header", error_type="invalid_request")
-        if int(declared) > limit:
-            raise _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
-    return bytes(body)
-
-
-async def _json_body(request: Request, limit: int) -> dict[str, Any]:
-    raw = await _read_body(request, limit)
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(
-            400, f"We could not parse the JSON body of your request: {exc}", error_type="invalid_json"
-        ) from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the request body must be a JSON object", error_type="invalid_json")
-    return data
-
-
-def _validated(model: type[_Model], body: dict[str, Any]) -> _Model:
-    """The body as ``model``, or the OpenAI-style 400 naming the first invalid field."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        param, message = first_error(exc)
-        raise ApiError(
-            400, message, param=param, code="invalid_value", error_type="invalid_request"
-        ) from None
-
-
 def create_app(
     config: GatewayConfig, telemetry: Telemetry | None = None, *, log_to_stderr: bool = True
-) -> FastAPI:
+) -> ASGIApp:
+    """The gateway as one ASGI app: chat completions on the pure ASGI endpoint, every other route on
+    FastAPI, both inside the HTTP server telemetry when telemetry is on."""
     telemetry = telemetry or setup_telemetry()
     metrics = GatewayMetrics(telemetry.meter_provider, telemetry.latest_experimental)
     logger = gateway_logger(telemetry.logger_provider, telemetry.enabled, stderr=log_to_stderr)
@@ -113,6 +62,13 @@ def create_app(
     router = Router(config, providers)
     auth = Authenticator(config)
     chat = ChatService(router, telemetry, metrics, logger)
+    endpoint = ChatEndpoint(
+        chat,
+        auth,
+        metrics,
+        max_request_bytes=config.max_request_bytes,
+        user_hash_salt=config.user_hash_salt,
+    )
     tracer = chat.tracer
     if auth.open:
         logger.warning("no API keys configured: the gateway is open; every request is tenant 'default'")
@@ -144,15 +100,14 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        # Errors raised before a GenAI span exists (auth, validation, routing) are counted here;
-        # model-call errors were counted with their span.
+        # Errors raised before a GenAI span exists (auth, validation) are counted here.
         if not exc.already_counted:
             metrics.errors.add(
                 1,
                 {
                     g.ERROR_TYPE: exc.error_type,
                     "http.response.status_code": exc.status,
-                    g.TENANT: getattr(request.state, "tenant", "_unauthenticated"),
+                    g.TENANT: getattr(request.state, "tenant", UNAUTHENTICATED),
                 },
             )
         return exc.response({"x-request-id": getattr(request.state, "request_id", "")})
@@ -161,47 +116,20 @@ def create_app(
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Still OpenAI-shaped for clients; Starlette logs the traceback.
         metrics.errors.add(1, {g.ERROR_TYPE: type(exc).__qualname__, "http.response.status_code": 500})
-        return ApiError(500, "The gateway hit an internal error.", code="internal_error").response(
-            {"x-request-id": getattr(request.state, "request_id", "")}
-        )
+        return internal_error().response({"x-request-id": getattr(request.state, "request_id", "")})
 
     def authenticate(request: Request) -> str:
-        # The request id goes onto spans, logs and the stderr log: a client's own id only when it is
-        # id-shaped (no e-mail, phone, key...), else one of ours.
-        client_id = request.headers.get("x-request-id")
-        request.state.request_id = (
-            client_id if client_id and acceptable_request_id(client_id) else f"req_{uuid.uuid4().hex}"
-        )
+        # The request id goes onto spans, logs and the stderr log (app/identifiers.py).
+        request.state.request_id = request_id_for(request.headers.get("x-request-id"))
         tenant = auth.tenant_for(request.headers.get("authorization"))
         if tenant is None:
-            raise ApiError(
-                401,
-                "Incorrect API key provided. You can find your API key in your gateway configuration.",
-                code="invalid_api_key",
-                error_type="invalid_api_key",
-            )
+            raise invalid_api_key()
         request.state.tenant = tenant
         return tenant
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
-        tenant = authenticate(request)
-        body = await _json_body(request, config.max_request_bytes)
-        parsed = _validated(ChatCompletionRequest, body)
-        user_hash = hash_user(parsed.user, config.user_hash_salt) if parsed.user else None
-        body.pop("user", None)  # the raw end-user id goes nowhere: not upstream, not to telemetry
-        include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
-        response = await chat.handle(
-            body,
-            stream=parsed.stream,
-            include_usage=include_usage,
-            tenant=tenant,
-            request_id=request.state.request_id,
-            user_hash=user_hash,
-            fault=request.headers.get(FAULT_HEADER),
-        )
-        response.headers["x-request-id"] = request.state.request_id
-        return response
+    # The chat route is a pure ASGI app; mounted here too, for requests that reach it through FastAPI
+    # (RouteFirst sends `POST /v1/chat/completions` to it directly).
+    app.router.routes.append(Route(CHAT_PATH, endpoint, methods=["POST"]))
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> JSONResponse:
@@ -236,7 +164,8 @@ def create_app(
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> JSONResponse:
         tenant = authenticate(request)
-        fb = _validated(FeedbackRequest, await _json_body(request, 100_000))
+        raw = await read_body(request.receive, request.headers.get("content-length"), 100_000)
+        fb = validated(FeedbackRequest, json_object(raw))
         recorded = chat.responses.get(fb.response_id)
         if recorded is None or recorded.tenant != tenant:
             raise ApiError(
@@ -279,17 +208,18 @@ def create_app(
             {"object": "feedback", "response_id": fb.response_id, "score": fb.score, "recorded": True}
         )
 
+    routed: ASGIApp = RouteFirst(app, CHAT_PATH, endpoint)
     if telemetry.enabled:
         # Server spans and HTTP server metrics (app/telemetry/http_server.py says why not the FastAPI
-        # instrumentation); health checks are left out.
-        app.add_middleware(
-            ServerTelemetry,
+        # instrumentation), around both the chat endpoint and FastAPI; health checks are left out.
+        routed = ServerTelemetry(
+            routed,
             tracer_provider=telemetry.tracer_provider,
             meter_provider=telemetry.meter_provider,
             routes=[r.path for r in app.routes if hasattr(r, "path")],
             excluded_paths=["/healthz", "/readyz"],
         )
-    return app
+    return routed
 
 
 def silence_injected_disconnects() -> None:

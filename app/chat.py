@@ -1,4 +1,7 @@
-"""POST /v1/chat/completions: route, call the provider inside a GenAI span, answer as OpenAI does."""
+"""POST /v1/chat/completions: route, call the provider inside a GenAI span, answer as OpenAI does.
+
+A completion is returned as the body to send; a stream as a :class:`ChatStream`, which relays itself over
+ASGI ``send`` (app/chat_endpoint.py sends both)."""
 
 from __future__ import annotations
 
@@ -6,25 +9,22 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
-from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
-from starlette.responses import StreamingResponse
-from starlette.types import Send
 
-from app import __version__
+from app import __version__, jsonio
+from app.asgi import Message, Receive, Send
 from app.errors import ApiError
 from app.genai_call import CallMeta, CardinalityGuard, GenAICall, ResponseIndex
-from app.providers.base import ChatCall, ProviderError, SimulatedDisconnect, StreamBatch
+from app.providers.base import ChatCall, LastBatch, ProviderError, SimulatedDisconnect, StreamBatch
+from app.request_body import CLIENT_CLOSED_REQUEST
 from app.request_log import RequestLog
 from app.routing import Router, UnknownModel
 from app.telemetry.metrics import GatewayMetrics
 from app.telemetry.setup import Telemetry
-
-CLIENT_CLOSED_REQUEST = 499  # nginx's convention for "the client went away"
 
 
 def provider_error_response(exc: ProviderError) -> ApiError:
@@ -54,6 +54,8 @@ class ChatService:
         self.tracer = telemetry.tracer_provider.get_tracer("app.gateway", __version__)
         self.model_guard = CardinalityGuard()
         self.responses = ResponseIndex()
+        # Whether a request log record goes anywhere (OTLP, stderr): else it is not even built.
+        self._log_on = any(not isinstance(h, logging.NullHandler) for h in logger.handlers)
 
     async def handle(
         self,
@@ -65,7 +67,8 @@ class ChatService:
         request_id: str,
         user_hash: str | None,
         fault: str | None,
-    ) -> Response:
+    ) -> bytes | ChatStream:
+        """The completion's JSON body, or the stream to relay; an :class:`ApiError` for a failed call."""
         model = body["model"]
         try:
             route = self.router.resolve(model)
@@ -95,6 +98,8 @@ class ChatService:
             capture_content=self.telemetry.capture_content,
             model_guard=self.model_guard,
             responses=self.responses,
+            telemetry=self.telemetry.enabled,
+            log=self._log_on,
         )
         chat_call = ChatCall(
             body=body, upstream_model=route.upstream_model, stream=stream, fault=fault, on_retry=call.on_retry
@@ -113,9 +118,12 @@ class ChatService:
             already_counted=True,
         )
 
-    async def _complete(self, call: GenAICall, chat_call: ChatCall) -> Response:
+    async def _complete(self, call: GenAICall, chat_call: ChatCall) -> bytes:
         try:
-            with trace.use_span(call.span, end_on_exit=False):
+            if call.telemetry:  # the span is current for the upstream call (its HTTP span, traceparent)
+                with trace.use_span(call.span, end_on_exit=False):
+                    data, raw = await call.provider.complete_raw(chat_call)
+            else:
                 data, raw = await call.provider.complete_raw(chat_call)
         except ProviderError as exc:
             call.finish(status=exc.status, error_type=exc.error_type, error_message=exc.message)
@@ -137,14 +145,17 @@ class ChatService:
             system_fingerprint=data.get("system_fingerprint"),
         )
         # An upstream's body goes back as it came (no second serialisation); the simulated one is built here.
-        return Response(raw, media_type="application/json") if raw is not None else JSONResponse(data)
+        return raw if raw is not None else jsonio.dumps(data)
 
-    async def _start_stream(self, call: GenAICall, chat_call: ChatCall, include_usage: bool) -> Response:
+    async def _start_stream(self, call: GenAICall, chat_call: ChatCall, include_usage: bool) -> ChatStream:
         upstream = call.provider.stream_batches(chat_call)
         try:
             # Wait for the first chunk before answering, so upstream errors (429, 5xx, timeouts) become
             # proper HTTP error responses instead of a 200 stream that fails.
-            with trace.use_span(call.span, end_on_exit=False):
+            if call.telemetry:
+                with trace.use_span(call.span, end_on_exit=False):
+                    first = await anext(upstream)
+            else:
                 first = await anext(upstream)
         except StopAsyncIteration:
             call.finish(status=502, error_type="empty_upstream_stream", error_message="upstream sent nothing")
@@ -167,7 +178,7 @@ class ChatService:
             raise self._internal_error(exc) from exc
         ttft = time.perf_counter() - call.started
         call.record_first_chunk(ttft)
-        return SSEResponse(ChatStream(call, upstream, first, ttft, include_usage))
+        return ChatStream(call, upstream, first, ttft, include_usage)
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -175,10 +186,22 @@ def _sse(data: dict[str, Any]) -> bytes:
 
 
 _USAGE_NULL = b',"usage":null}'
+_DONE = b"data: [DONE]\n\n"
+# As Starlette's StreamingResponse(media_type="text/event-stream", headers=...) wrote them.
+SSE_HEADERS = [
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+]
 
 
 class ChatStream:
-    """Relays upstream chunks as SSE while assembling what the span needs; always finalises exactly once."""
+    """Relays upstream chunks as SSE while assembling what the span needs; always finalises exactly once.
+
+    :meth:`relay` sends the response over ASGI itself. A client that leaves mid-stream is noticed from its
+    ``http.disconnect`` at once (not at the next write, which may be long after with a slow model): the
+    upstream call is cancelled and the call ends as 499 ``client_disconnect``.
+    """
 
     def __init__(
         self,
@@ -194,33 +217,36 @@ class ChatStream:
         self._ttft = ttft_s
         self._include_usage = include_usage
         self._metrics = metrics = call.metrics
-        self._stream_attrs = {"llm_gateway.tenant": call.meta.tenant}  # llm_gateway.active_streams
         self._contents: dict[int, list[str]] = {}
         self._finish: dict[int, str] = {}
         self._usage: dict[str, Any] | None = None
         self._id: str | None = None
         self._model: str | None = None
         self._fingerprint: str | None = None
-        self._active = True
-        metrics.active_streams.add(1, self._stream_attrs, context=call.context)
-        self._gen = self._relay()
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._gen
+        self._relaying = False  # while True, the client leaving cancels the relay
+        self._client_gone = False
+        self._active = self._collect = call.telemetry
+        self._watcher: asyncio.Future[None] | None = None
+        self._receive: Receive | None = None
+        self._task: asyncio.Task[Any] | None = None
+        if self._active:
+            self._stream_attrs = {"llm_gateway.tenant": call.meta.tenant}  # llm_gateway.active_streams
+            metrics.active_streams.add(1, self._stream_attrs, context=call.context)
 
     def _forward(self, chunk: dict[str, Any], raw: bytes | None) -> bytes | None:
         """Collect telemetry from a chunk; returns its SSE event for the client (None = drop). An upstream
         chunk the client gets unchanged is passed through as the bytes that came, not re-serialised."""
         self._id = self._id or chunk.get("id")
         self._model = chunk.get("model") or self._model
-        self._fingerprint = chunk.get("system_fingerprint") or self._fingerprint
-        for choice in chunk.get("choices") or ():
-            idx = int(choice.get("index", 0))
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
-                self._contents.setdefault(idx, []).append(delta["content"])
-            if choice.get("finish_reason"):
-                self._finish[idx] = str(choice["finish_reason"])
+        if self._collect:  # the choices' text and finish reasons feed the span only
+            self._fingerprint = chunk.get("system_fingerprint") or self._fingerprint
+            for choice in chunk.get("choices") or ():
+                idx = int(choice.get("index", 0))
+                delta = choice.get("delta") or {}
+                if isinstance(delta.get("content"), str):
+                    self._contents.setdefault(idx, []).append(delta["content"])
+                if choice.get("finish_reason"):
+                    self._finish[idx] = str(choice["finish_reason"])
         usage = chunk.get("usage")
         if usage:
             self._usage = usage
@@ -228,7 +254,8 @@ class ChatStream:
                 # Usage was requested upstream for our telemetry only; the client did not ask for it.
                 if not chunk.get("choices"):
                     return None
-                return _sse({k: v for k, v in chunk.items() if k != "usage"})
+                exact = json.loads(raw) if raw is not None else chunk  # not orjson's reading: rewritten
+                return _sse({k: v for k, v in exact.items() if k != "usage"})
         elif self._include_usage and "usage" not in chunk:
             # OpenAI sends usage: null on every chunk in this mode.
             if raw is not None and raw.endswith(b"}") and raw != b"{}":
@@ -272,26 +299,67 @@ class ChatStream:
             stream_end_s=end,
         )
 
-    async def _relay(self) -> AsyncIterator[bytes]:
-        last = time.perf_counter()
-        latest = self._metrics.latest
+    async def relay(self, send: Send, receive: Receive, headers: list[tuple[bytes, bytes]]) -> None:
+        """The whole response: its head (``SSE_HEADERS`` + ``headers``), the events, ``[DONE]``."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._relaying = True
+        self._receive, self._task = receive, task
         try:
+            await self._relay(send, headers)
+        except asyncio.CancelledError:
+            if not self._client_gone:
+                raise
+            task.uncancel()  # the cancellation was ours and is handled: the request ends normally
+        finally:
+            self._relaying = False
+            if self._watcher is not None:
+                self._watcher.cancel()
+            if not self.call.finished:  # pragma: no cover - every path of _relay finalises
+                self._finalize(CLIENT_CLOSED_REQUEST, "client_disconnect", "the client disconnected")
+
+    def _watch_for_disconnect(self) -> None:
+        """From the first wait on the upstream on (a stream that came whole needs no watching)."""
+        if self._watcher is None and self._receive is not None and self._task is not None:
+            self._watcher = asyncio.ensure_future(self._watch_disconnect(self._receive, self._task))
+
+    async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        message: Message = await receive()
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        if self._relaying:
+            self._client_gone = True
+            task.cancel()
+
+    async def _relay(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        metrics = self._metrics
+        latest = self.call.telemetry and metrics.latest
+        completed = False
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+            last = time.perf_counter()
+            batch = self._first
             if latest:  # chunks that came with the first one: no gap
-                for _ in self._first[1:]:
-                    self._metrics.record_chunk_gap(self.call.metric_attrs, 0.0, self.call.context)
-            events = self._events(self._first)
-            if events:
-                yield events
-            async for batch in self._upstream:
+                for _ in batch[1:]:
+                    metrics.record_chunk_gap(self.call.metric_attrs, 0.0, self.call.context)
+            while type(batch) is not LastBatch:
+                events = self._events(batch)
+                if events:
+                    await send({"type": "http.response.body", "body": events, "more_body": True})
+                self._watch_for_disconnect()
+                try:
+                    batch = await anext(self._upstream)
+                except StopAsyncIteration:
+                    batch = LastBatch()  # ended without saying which batch was its last
+                    break
                 if latest:
                     now = time.perf_counter()
                     for i in range(len(batch)):
                         gap = now - last if i == 0 else 0.0
-                        self._metrics.record_chunk_gap(self.call.metric_attrs, gap, self.call.context)
+                        metrics.record_chunk_gap(self.call.metric_attrs, gap, self.call.context)
                     last = now
-                events = self._events(batch)
-                if events:
-                    yield events
+            tail = self._events(batch)  # sent with [DONE], in one write
+            completed = True
         except SimulatedDisconnect as exc:
             self._finalize(200, exc.error_type, exc.message)
             # Re-raised so the server aborts the connection: the client sees a dropped stream.
@@ -299,38 +367,21 @@ class ChatStream:
         except ProviderError as exc:
             self._finalize(200, exc.error_type, exc.message)
             # Headers are gone; OpenAI reports mid-stream failures as an error event.
-            yield _sse(provider_error_response(exc).body())
+            await send({"type": "http.response.body", "body": _sse(provider_error_response(exc).body())})
             return
-        except (asyncio.CancelledError, GeneratorExit):
+        except asyncio.CancelledError:
             self._finalize(CLIENT_CLOSED_REQUEST, "client_disconnect", "the client disconnected mid-stream")
             raise
         except Exception as exc:
             self._finalize(200, type(exc).__qualname__, str(exc))
             raise
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._upstream.aclose()
+            if completed:
+                await self._upstream.aclose()  # at its end, or at its last batch: nothing to wait for
+            else:
+                self._relaying = False  # ending anyway: a disconnect now must not interrupt the cleanup
+                with anyio.CancelScope(shield=True):
+                    await self._upstream.aclose()
         self._finalize(200)
-        yield b"data: [DONE]\n\n"
-
-    async def aclose(self) -> None:
-        await self._gen.aclose()  # type: ignore[attr-defined]
-        if not self.call.finished:  # never iterated (client gone before the body started)
-            self._finalize(CLIENT_CLOSED_REQUEST, "client_disconnect", "the client disconnected")
-
-
-class SSEResponse(StreamingResponse):
-    def __init__(self, stream: ChatStream) -> None:
-        super().__init__(
-            stream,
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
-        self._stream = stream
-
-    async def stream_response(self, send: Send) -> None:
-        try:
-            await super().stream_response(send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._stream.aclose()
+        self._relaying = False
+        await send({"type": "http.response.body", "body": tail + _DONE})

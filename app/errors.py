@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
+from app import jsonio
+from app.asgi import Send, encode_headers, send_json
+
 _TYPES = {
     400: "invalid_request_error",
     401: "invalid_request_error",
@@ -49,3 +52,8 @@ class ApiError(Exception):
         return JSONResponse(
             self.body(), status_code=self.status, headers={**self.headers, **(extra_headers or {})}
         )
+
+    async def send(self, send: Send, extra_headers: dict[str, str]) -> None:
+        """:meth:`response`, sent straight over ASGI: the same status, headers and body bytes."""
+        headers = encode_headers({**self.headers, **extra_headers})
+        await send_json(send, self.status, jsonio.dumps(self.body()), headers)

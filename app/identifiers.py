@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import re
 
 MAX_MODEL_NAME_CHARS = 128
@@ -102,3 +103,12 @@ def acceptable_request_id(value: str) -> bool:
         return True
     # Ids are often hex (trace ids, uuid4().hex); letters-and-digits keys are not.
     return _sensitive(value, hex_runs_ok=True) is None
+
+
+def request_id_for(client_id: str | None) -> str:
+    """The request id for spans, logs and the stderr log: the client's own ``x-request-id`` when it is
+    id-shaped (no e-mail, phone, key...), else a new one: ``req_`` and 128 random bits in hex, as
+    ``uuid4().hex`` gave them (without building a UUID)."""
+    if client_id and acceptable_request_id(client_id):
+        return client_id
+    return "req_" + os.urandom(16).hex()

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from app.config import GatewayConfig
 from app.providers.base import Provider
 
+RESOLVED_CACHE_SIZE = 1024
+
 
 @dataclass(frozen=True)
 class Route:
@@ -26,20 +28,27 @@ class Router:
         self._exact = {r.model: r for r in config.routes if r.model != "*"}
         self._fallback = next((r for r in config.routes if r.model == "*"), None)
         self._providers = providers
+        self._resolved: dict[str, Route] = {}  # the same few models on every request
         self._catalogue = list(
             dict.fromkeys([*self._exact, *self._aliases, *(config.models if self._fallback else ())])
         )
 
     def resolve(self, model: str) -> Route:
+        resolved = self._resolved.get(model)
+        if resolved is not None:
+            return resolved
         target = self._aliases.get(model, model)
         route = self._exact.get(target) or self._fallback
         if route is None:
             raise UnknownModel(model)
-        return Route(
+        resolved = Route(
             requested_model=model,
             upstream_model=route.upstream_model or target,
             provider=self._providers[route.provider],
         )
+        if len(self._resolved) < RESOLVED_CACHE_SIZE:  # model names come from clients: bounded
+            self._resolved[model] = resolved
+        return resolved
 
     def listed_models(self) -> list[tuple[str, str]]:
         """(model id, owner) pairs for GET /v1/models."""

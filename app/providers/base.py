@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per request, and a frozen __init__ costs 2-3x
 class ChatCall:
     """One model call: the client's validated request body, with the model resolved by routing."""
 
@@ -20,6 +20,11 @@ class ChatCall:
 
 # (chunk, its JSON text as received or None); a batch is never empty.
 StreamBatch = list[tuple[dict[str, Any], bytes | None]]
+
+
+class LastBatch(StreamBatch):
+    """A stream's last batch, when the provider knows it is (``[DONE]`` came in the same read): the gateway
+    then sends its events and the end of the response in one write."""
 
 
 class ProviderError(Exception):

@@ -16,15 +16,23 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from app import jsonio
 from app.config import ProviderConfig
-from app.providers.base import ChatCall, ProviderError, StreamBatch, StreamBroken, UpstreamTimeout
+from app.providers.base import (
+    ChatCall,
+    LastBatch,
+    ProviderError,
+    StreamBatch,
+    StreamBroken,
+    UpstreamTimeout,
+)
 from app.telemetry.http_client import HttpCall, HttpClientTelemetry
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -114,7 +122,7 @@ class OpenAICompatibleProvider:
         if call.stream:
             payload["stream"] = True
             payload["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return jsonio.dumps(payload)
 
     async def _send(self, call: ChatCall) -> tuple[aiohttp.ClientResponse, HttpCall | None]:
         """POST with retries; returns a 2xx response whose body is not yet read (and its HTTP span)."""
@@ -124,7 +132,8 @@ class OpenAICompatibleProvider:
         while True:
             reason: str
             delay_hint: float | None = None
-            headers = dict(self._headers)
+            # HTTP client telemetry adds traceparent to the headers: a copy per attempt then.
+            headers = self._headers if self._http is None else dict(self._headers)
             http = (
                 self._http.start(
                     "POST", self._completions_url, self.server_address, self.server_port, headers
@@ -187,10 +196,10 @@ class OpenAICompatibleProvider:
 
     async def complete_raw(self, call: ChatCall) -> tuple[dict[str, Any], bytes | None]:
         response, http = await self._send(call)
-        async with _reading(response, http):
+        async with _Reading(response, http):
             body = await response.read()
         try:
-            data = json.loads(body)
+            data = jsonio.loads(body)
         except ValueError as exc:
             raise ProviderError(502, "invalid_upstream_response", "upstream returned invalid JSON") from exc
         if not isinstance(data, dict):
@@ -204,7 +213,7 @@ class OpenAICompatibleProvider:
 
     async def stream_batches(self, call: ChatCall) -> AsyncGenerator[StreamBatch, None]:
         response, http = await self._send(call)
-        async with _reading(response, http):
+        async with _Reading(response, http):
             pending = b""
             async for data in response.content.iter_any():
                 pending += data
@@ -212,13 +221,11 @@ class OpenAICompatibleProvider:
                     continue
                 *lines, pending = pending.split(b"\n")
                 batch: StreamBatch = []
-                for line in lines:
-                    if not line.startswith(b"data:"):
-                        continue
-                    event = line[5:].strip()
+                # The data of each `data:` line; blank lines, comments and other fields are skipped.
+                for event in [line[5:].strip() for line in lines if line.startswith(b"data:")]:
                     if event == b"[DONE]":
                         if batch:
-                            yield batch
+                            yield LastBatch(batch)
                         return
                     try:
                         batch.append((_chunk(event), event))
@@ -247,7 +254,7 @@ class OpenAICompatibleProvider:
 
 def _chunk(event: bytes) -> dict[str, Any]:
     try:
-        chunk = json.loads(event)
+        chunk = jsonio.loads(event)
     except ValueError as exc:
         raise ProviderError(502, "invalid_upstream_response", "upstream sent invalid JSON") from exc
     if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
@@ -258,23 +265,35 @@ def _chunk(event: bytes) -> dict[str, Any]:
     return chunk  # type: ignore[no-any-return]
 
 
-@asynccontextmanager
-async def _reading(response: aiohttp.ClientResponse, http: HttpCall | None) -> AsyncIterator[None]:
-    """Reading an upstream body: a timeout is UpstreamTimeout, a dropped connection StreamBroken; the
-    response is released and its span ended."""
-    error: str | None = None
-    try:
-        yield
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        error = "timeout"
-        raise UpstreamTimeout() from exc
-    except aiohttp.ClientError as exc:
-        error = type(exc).__qualname__
-        raise StreamBroken() from exc
-    except BaseException as exc:
-        error = type(exc).__qualname__
-        raise
-    finally:
-        response.release()  # back to the pool if the body was read to its end, else the connection closes
-        if http is not None:
-            http.end(error)
+class _Reading:
+    """``async with _Reading(response, http)``: reading an upstream body. A timeout is UpstreamTimeout, a
+    dropped connection StreamBroken; the response is released and its span ended. (A class, not an
+    ``@asynccontextmanager``: that costs a generator and several frames per request.)"""
+
+    __slots__ = ("_http", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse, http: HttpCall | None) -> None:
+        self._response = response
+        self._http = http
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        error: str | None = None
+        try:
+            if exc is None:
+                return
+            if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+                error = "timeout"
+                raise UpstreamTimeout() from exc
+            error = type(exc).__qualname__
+            if isinstance(exc, aiohttp.ClientError):
+                raise StreamBroken() from exc
+        finally:
+            # Back to the pool if the body was read to its end, else the connection closes.
+            self._response.release()
+            if self._http is not None:
+                self._http.end(error)
