@@ -179,6 +179,7 @@ def build_systems(
     only: set[str] | None,
     breakdown: bool = False,
     before: str | None = None,
+    before_server: str = "as-installed",
 ) -> list[System]:
     py = sys.executable
     otel = {
@@ -318,9 +319,15 @@ def build_systems(
             3,
             System(
                 "gateway-before",
-                f"this gateway at {before} (httpx, asyncio + h11, FastAPI instrumentation), full telemetry",
+                f"this gateway at {before}"
+                + (" (asyncio + h11)" if before_server == "asyncio-h11" else "")
+                + ", full telemetry",
                 [py, str(HERE / "gateway" / "run_ref.py"), str(src), *gw_cmd[3:]],
-                {**gw_env, "OTEL_SERVICE_NAME": "bench-gateway-before"},
+                {
+                    **gw_env,
+                    "OTEL_SERVICE_NAME": "bench-gateway-before",
+                    "RUN_REF_SERVER": before_server,
+                },
                 "/healthz",
                 service="bench-gateway-before",
             ),
@@ -536,7 +543,9 @@ def run(args: argparse.Namespace, only: set[str] | None) -> Run:
         upstream = f"http://127.0.0.1:{upstream_port}/v1"
         sink = OtlpSink().start()
         try:
-            systems = build_systems(upstream, sink.endpoint, work, only, args.breakdown, args.before)
+            systems = build_systems(
+                upstream, sink.endpoint, work, only, args.breakdown, args.before, args.before_server
+            )
             out = Run(systems)
             with running(systems, upstream_port, work) as mock:
                 measure_rounds(out, mock.pid, args)
@@ -688,6 +697,13 @@ def main() -> int:
         "--before",
         metavar="GIT_REF",
         help="also run the gateway as it was at GIT_REF (needs the bench extra: the old instrumentations)",
+    )
+    parser.add_argument(
+        "--before-server",
+        choices=("as-installed", "asyncio-h11"),
+        default="as-installed",
+        help="uvicorn loop/parser for --before: as installed here (uvloop + httptools), or asyncio + h11 "
+        "for refs from before those became dependencies (e.g. 29e4a9c)",
     )
     parser.add_argument("--render", metavar="JSON", help="only re-render the table from a saved run")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "gateway.md")
