@@ -47,6 +47,7 @@ _KIND = {
     SpanKind.CONSUMER: b"\x30\x05",
 }
 _CACHE_LIMIT = 8192
+_PER_KEY_LIMIT = 256
 _Grouped = dict[int, tuple[Any, dict[Any, tuple[Any, list[bytes]]]]]
 
 
@@ -121,7 +122,9 @@ class _AttributeCache:
                 if kv is None:
                     continue
                 encoded = _ld(self._tag, kv)
-                if value_key is not None:
+                # A key with this many distinct values (request ids, durations) will not repeat: caching
+                # its values would only churn the cache and clear the values that do repeat.
+                if value_key is not None and len(by_value) < _PER_KEY_LIMIT:
                     if self._size >= _CACHE_LIMIT:
                         items.clear()
                         self._size = 0

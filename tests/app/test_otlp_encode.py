@@ -122,3 +122,19 @@ def test_logs_encode_exactly_as_the_sdk() -> None:
     encoder = LogEncoder()
     for _ in range(2):
         assert ExportLogsServiceRequest.FromString(encoder.encode(logs)) == encode_logs(logs)
+
+
+def test_a_key_with_ever_new_values_stops_being_cached(monkeypatch: Any) -> None:
+    import app.telemetry.otlp_encode as mod
+
+    monkeypatch.setattr(mod, "_PER_KEY_LIMIT", 8)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for i in range(50):
+        tracer.start_span("s", attributes={"id": f"req_{i}", "same": "x"}).end()
+    spans = exporter.get_finished_spans()
+    encoder = SpanEncoder()
+    assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
+    assert len(encoder._attrs._items["id"]) == 8 and encoder._attrs._size == 9  # "same" stays cached
