@@ -183,7 +183,7 @@ class InFlight:
         for marker in self._dir.iterdir():
             key, _, rest = marker.name.partition("-")
             pid = rest.split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
                 continue  # another live sidecar's (a second instance on the same directory)
             self.crashes[key] = self.crashes.get(key, 0) + 1
             changed = True
@@ -215,7 +215,8 @@ class InFlight:
                     self._save()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

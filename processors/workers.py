@@ -37,6 +37,7 @@ from typing import NoReturn
 
 from processors.config import SidecarConfig
 from processors.cost.enrichment import CostStats
+from processors.deadletter import pid_alive
 from processors.forwarding import Processed, Unavailable
 from processors.handlers import Parts, Pipeline, processed_from_parts
 from processors.redaction.walk import RedactionStats
@@ -142,18 +143,8 @@ def _remove_stale_hand_files(gone: int | None = None) -> None:
         if not pid_text.isdigit():
             continue
         pid = int(pid_text)
-        if pid == gone or not _alive(pid):
+        if pid == gone or not pid_alive(pid):
             _unlink(os.path.join(_HAND_DIR, name))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _ping(hold_s: float) -> bool:
