@@ -115,12 +115,26 @@ class _Instrument:
         self._last: dict[int, tuple[int, dict[frozenset[tuple[str, Any]], Any]]] = {}
         self._created = time_ns()
 
-    def _bounded(self, key: _Key) -> _Key:
-        """A new attribute set, or the overflow set once the limit is reached (call under the lock)."""
-        if self._sets >= CARDINALITY_LIMIT - 1:
-            return _OVERFLOW_KEY
-        self._sets += 1
-        return key
+    def _point(self, key: _Key) -> Any:
+        """The point of an attribute tuple (call under the lock): a new one per new set, the overflow set's
+        once the limit is reached."""
+        try:
+            point = self._points.get(key)
+        except TypeError:
+            key = _hashable(key)
+            point = self._points.get(key)
+        if point is None:
+            if self._sets >= CARDINALITY_LIMIT - 1:
+                key = _OVERFLOW_KEY
+            else:
+                self._sets += 1
+            point = self._points.get(key)
+            if point is None:
+                point = self._points[key] = self._new_point(time_ns())
+        return point
+
+    def _new_point(self, start: int) -> Any:
+        raise NotImplementedError
 
     def _merged(self) -> dict[frozenset[tuple[str, Any]], Any]:
         """Points by attribute *set* (one set may have been recorded with keys in two orders)."""
@@ -146,6 +160,9 @@ class _SumPoint:
 class _Sum(_Instrument):
     monotonic = True
 
+    def _new_point(self, start: int) -> _SumPoint:
+        return _SumPoint(start)
+
     def add(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
         if self.monotonic and amount < 0:
             _log.warning("%s: a counter cannot be decremented (amount %s ignored)", self.name, amount)
@@ -153,16 +170,7 @@ class _Sum(_Instrument):
         key = _key(attributes)
         ids = self._exemplars.ids(context)
         with self._lock:
-            try:
-                point = self._points.get(key)
-            except TypeError:
-                key = _hashable(key)
-                point = self._points.get(key)
-            if point is None:
-                key = self._bounded(key)
-                point = self._points.get(key)
-                if point is None:
-                    point = self._points[key] = _SumPoint(time_ns())
+            point = self._point(key)
             point.value += amount
             if ids is not None:
                 point.exemplar = (amount, time_ns(), ids[0], ids[1])
@@ -243,6 +251,9 @@ class LeanHistogram(_Instrument, metrics_api.Histogram):
         super().__init__(name, unit, description, exemplars)
         self.boundaries = tuple(float(b) for b in boundaries)
 
+    def _new_point(self, start: int) -> _HistogramPoint:
+        return _HistogramPoint(start, len(self.boundaries) + 1)
+
     def record(
         self, amount: int | float, attributes: Attributes = None, context: Context | None = None
     ) -> None:
@@ -250,16 +261,7 @@ class LeanHistogram(_Instrument, metrics_api.Histogram):
         ids = self._exemplars.ids(context)
         bucket = bisect_left(self.boundaries, amount)
         with self._lock:
-            try:
-                point = self._points.get(key)
-            except TypeError:
-                key = _hashable(key)
-                point = self._points.get(key)
-            if point is None:
-                key = self._bounded(key)
-                point = self._points.get(key)
-                if point is None:
-                    point = self._points[key] = _HistogramPoint(time_ns(), len(self.boundaries) + 1)
+            point = self._point(key)
             point.count += 1
             point.sum += amount
             point.buckets[bucket] += 1
