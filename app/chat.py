@@ -9,11 +9,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable
+from typing import Any, TypeVar
 
 import anyio
-from opentelemetry import trace
+from opentelemetry import context
 
 from app import __version__, jsonio
 from app.asgi import Message, Receive, Send
@@ -23,8 +23,11 @@ from app.providers.base import ChatCall, LastBatch, ProviderError, SimulatedDisc
 from app.request_body import CLIENT_CLOSED_REQUEST
 from app.request_log import RequestLog
 from app.routing import Router, UnknownModel
+from app.telemetry.lean_trace import owned_span_starter
 from app.telemetry.metrics import GatewayMetrics
 from app.telemetry.setup import Telemetry
+
+T = TypeVar("T")
 
 
 def provider_error_response(exc: ProviderError) -> ApiError:
@@ -52,6 +55,7 @@ class ChatService:
         self.logger = logger
         self.request_log = RequestLog(logger)
         self.tracer = telemetry.tracer_provider.get_tracer("app.gateway", __version__)
+        self._start_span = owned_span_starter(self.tracer)
         self.model_guard = CardinalityGuard()
         self.responses = ResponseIndex()
         # Whether a request log record goes anywhere (OTLP, stderr): else it is not even built.
@@ -89,7 +93,7 @@ class ChatService:
             stream=stream,
         )
         call = GenAICall(
-            tracer=self.tracer,
+            start_span=self._start_span,
             metrics=self.metrics,
             request_log=self.request_log,
             provider=route.provider,
@@ -121,8 +125,7 @@ class ChatService:
     async def _complete(self, call: GenAICall, chat_call: ChatCall) -> bytes:
         try:
             if call.telemetry:  # the span is current for the upstream call (its HTTP span, traceparent)
-                with trace.use_span(call.span, end_on_exit=False):
-                    data, raw = await call.provider.complete_raw(chat_call)
+                data, raw = await _in_span(call, call.provider.complete_raw(chat_call))
             else:
                 data, raw = await call.provider.complete_raw(chat_call)
         except ProviderError as exc:
@@ -153,8 +156,7 @@ class ChatService:
             # Wait for the first chunk before answering, so upstream errors (429, 5xx, timeouts) become
             # proper HTTP error responses instead of a 200 stream that fails.
             if call.telemetry:
-                with trace.use_span(call.span, end_on_exit=False):
-                    first = await anext(upstream)
+                first = await _in_span(call, anext(upstream))
             else:
                 first = await anext(upstream)
         except StopAsyncIteration:
@@ -179,6 +181,20 @@ class ChatService:
         ttft = time.perf_counter() - call.started
         call.record_first_chunk(ttft)
         return ChatStream(call, upstream, first, ttft, include_usage)
+
+
+async def _in_span(call: GenAICall, step: Awaitable[T]) -> T:
+    """``step`` with the call's span current, as ``trace.use_span(span, end_on_exit=False)`` runs it (an
+    exception is recorded on the span), without that context manager's generator per request."""
+    token = context.attach(call.context)
+    try:
+        return await step
+    except Exception as exc:
+        if call.span.is_recording():
+            call.span.record_exception(exc)
+        raise
+    finally:
+        context.detach(token)
 
 
 def _sse(data: dict[str, Any]) -> bytes:

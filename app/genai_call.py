@@ -15,6 +15,7 @@ from app.identifiers import model_name_problem
 from app.providers.base import Provider
 from app.request_log import RequestLog
 from app.telemetry import genai as g
+from app.telemetry.lean_trace import OwnedSpanStarter
 from app.telemetry.metrics import GatewayMetrics
 
 # The context of a call without telemetry: no span in it (the request log reads no trace ids from it).
@@ -78,7 +79,7 @@ class GenAICall:
     def __init__(
         self,
         *,
-        tracer: trace.Tracer,
+        start_span: OwnedSpanStarter,
         metrics: GatewayMetrics,
         request_log: RequestLog,
         provider: Provider,
@@ -132,7 +133,7 @@ class GenAICall:
             attrs[g.INPUT_MESSAGES] = inputs
             if system:
                 attrs[g.SYSTEM_INSTRUCTIONS] = system
-        self.span = tracer.start_span(f"chat {meta.upstream_model}", kind=SpanKind.CLIENT, attributes=attrs)
+        self.span = start_span(f"chat {meta.upstream_model}", None, SpanKind.CLIENT, attrs)
         self.context = trace.set_span_in_context(self.span)
         self.metric_attrs = {
             g.OPERATION_NAME: g.OPERATION_CHAT,
@@ -212,15 +213,20 @@ class GenAICall:
         if error_type is not None:
             span.set_status(Status(StatusCode.ERROR, error_message or error_type))
         ctx = self.context
-        self.metrics.record_call(
-            self.metric_attrs, duration, usage_attrs if error_type is None else {}, error_type, ctx
-        )
+        per_token = None
         if error_type is None and ttft_s is not None:
             out = usage_attrs.get(g.USAGE_OUTPUT_TOKENS)
-            per_token = None
             if out is not None and out > 1 and stream_end_s is not None:
                 per_token = max(0.0, stream_end_s - ttft_s) / (out - 1)
-            self.metrics.record_stream_timing(self.metric_attrs, ttft_s, per_token, ctx)
+        self.metrics.record_call(
+            self.metric_attrs,
+            duration,
+            usage_attrs if error_type is None else {},
+            error_type,
+            ctx,
+            ttft_s if error_type is None else None,
+            per_token,
+        )
         if error_type is not None:
             self.metrics.errors.add(
                 1,

@@ -48,6 +48,7 @@ OPERATION_CHAT = "chat"
 
 
 def request_attributes(body: dict[str, Any], request_model: str, stream: bool) -> dict[str, Any]:
+    """The request's span attributes, as values the SDK keeps unchanged (a span may take them as they are)."""
     attrs: dict[str, Any] = {
         OPERATION_NAME: OPERATION_CHAT,
         REQUEST_MODEL: request_model,
@@ -70,9 +71,9 @@ def request_attributes(body: dict[str, Any], request_model: str, stream: bool) -
         attrs[REQUEST_SEED] = seed
     stop = body.get("stop")
     if isinstance(stop, str):
-        attrs[REQUEST_STOP] = [stop]
+        attrs[REQUEST_STOP] = (stop,)
     elif isinstance(stop, list) and stop:
-        attrs[REQUEST_STOP] = [str(s) for s in stop]
+        attrs[REQUEST_STOP] = tuple(str(s) for s in stop)
     n = body.get("n")
     if isinstance(n, int) and n != 1:
         attrs[REQUEST_CHOICE_COUNT] = n

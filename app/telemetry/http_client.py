@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
+from app.telemetry.lean_trace import owned_span_starter
+from app.telemetry.propagation import inject_trace_context
 
 # Semconv advice for http.client.request.duration.
 HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0]
@@ -24,6 +26,7 @@ HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 
 class HttpClientTelemetry:
     def __init__(self, tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider) -> None:
         self.tracer = tracer_provider.get_tracer("app.gateway.http_client", __version__)
+        self._start_span = owned_span_starter(self.tracer)
         meter = meter_provider.get_meter("app.gateway.http_client", __version__)
         self.duration = meter.create_histogram(
             "http.client.request.duration",
@@ -41,9 +44,9 @@ class HttpClientTelemetry:
             base["server.address"] = address
         if port:
             base["server.port"] = port
-        span = self.tracer.start_span(method, kind=SpanKind.CLIENT, attributes={**base, "url.full": url})
+        span = self._start_span(method, None, SpanKind.CLIENT, {**base, "url.full": url})
         context = trace.set_span_in_context(span)
-        propagate.inject(headers, context=context)
+        inject_trace_context(headers, span.get_span_context(), context)
         return HttpCall(self, span, context, base)
 
 

@@ -17,6 +17,7 @@ from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
+from app.telemetry.lean_trace import owned_span_starter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,6 +44,7 @@ class ServerTelemetry:
     ) -> None:
         self.app = app
         self._tracer = tracer_provider.get_tracer("app.gateway.http_server", __version__)
+        self._start_span = owned_span_starter(self._tracer)
         meter = meter_provider.get_meter("app.gateway.http_server", __version__)
         self._duration = meter.create_histogram(
             "http.server.request.duration",
@@ -93,9 +95,7 @@ class ServerTelemetry:
                 attrs["server.port"] = int(port)
         if user_agent:
             attrs["user_agent.original"] = user_agent
-        span = self._tracer.start_span(
-            f"{method} {route}" if route else method, context=parent, kind=SpanKind.SERVER, attributes=attrs
-        )
+        span = self._start_span(f"{method} {route}" if route else method, parent, SpanKind.SERVER, attrs)
         active_attrs = {"http.request.method": method, "url.scheme": scheme}
         self._active.add(1, active_attrs)
         status = 0

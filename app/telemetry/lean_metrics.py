@@ -60,6 +60,8 @@ _OVERFLOW_KEY = (("otel.metric.overflow", True),)
 _Key = tuple[tuple[str, Any], ...]
 # (value, time, span_id, trace_id)
 _RawExemplar = tuple[float, int, int | None, int | None]
+# (span_id, trace_id) of a measurement's exemplar, (None, None) for one without a span, None for none
+_Ids = tuple[int | None, int | None] | None
 
 
 def _key(attributes: Attributes) -> _Key:
@@ -82,9 +84,9 @@ class _Exemplars:
 
         # A request records several measurements with one context: the last answer is kept (contexts are
         # immutable, so the same object means the same span).
-        self._last: tuple[Context | None, tuple[int | None, int | None] | None] = (None, None)
+        self._last: tuple[Context | None, _Ids] = (None, None)
 
-    def ids(self, context: Context | None) -> tuple[int | None, int | None] | None:
+    def ids(self, context: Context | None) -> _Ids:
         if self.off:
             return None
         last = self._last
@@ -92,23 +94,33 @@ class _Exemplars:
             return last[1]
         span_context = trace_api.get_current_span(context).get_span_context()
         if span_context.is_valid and (self.always or span_context.trace_flags.sampled):
-            ids: tuple[int | None, int | None] | None = (span_context.span_id, span_context.trace_id)
+            ids: _Ids = (span_context.span_id, span_context.trace_id)
         else:
             ids = (None, None) if self.always else None
         if context is not None:
             self._last = (context, ids)
         return ids
 
+    def for_span(self, span_context: trace_api.SpanContext) -> _Ids:
+        """``ids`` for measurements whose context holds a span with this context (no context lookup)."""
+        if self.off:
+            return None
+        if span_context.is_valid and (self.always or span_context.trace_flags.sampled):
+            return (span_context.span_id, span_context.trace_id)
+        return (None, None) if self.always else None
+
 
 class _Instrument:
     sdk_class: type = _Counter
 
-    def __init__(self, name: str, unit: str, description: str, exemplars: _Exemplars) -> None:
+    def __init__(
+        self, name: str, unit: str, description: str, exemplars: _Exemplars, lock: threading.Lock
+    ) -> None:
         self.name = name
         self.unit = unit
         self.description = description
         self._exemplars = exemplars
-        self._lock = threading.Lock()
+        self._lock = lock  # the provider's: one acquisition covers a request's several measurements
         self._points: dict[_Key, Any] = {}
         self._sets = 0
         # reader → {attribute set → cumulative state at its last collection}, for delta readers
@@ -164,16 +176,21 @@ class _Sum(_Instrument):
         return _SumPoint(start)
 
     def add(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
-        if self.monotonic and amount < 0:
-            _log.warning("%s: a counter cannot be decremented (amount %s ignored)", self.name, amount)
-            return
         key = _key(attributes)
         ids = self._exemplars.ids(context)
         with self._lock:
-            point = self._point(key)
-            point.value += amount
-            if ids is not None:
-                point.exemplar = (amount, time_ns(), ids[0], ids[1])
+            self.add_locked(amount, key, ids, time_ns())
+
+    def add_locked(self, amount: int | float, key: _Key, ids: _Ids, now: int) -> None:
+        """``add`` with the attributes as an items tuple and the exemplar ids resolved, under the
+        provider's ``lock`` (held by the caller): the path of the gateway's own per-request measurements."""
+        if self.monotonic and amount < 0:
+            _log.warning("%s: a counter cannot be decremented (amount %s ignored)", self.name, amount)
+            return
+        point = self._point(key)
+        point.value += amount
+        if ids is not None:
+            point.exemplar = (amount, now, ids[0], ids[1])
 
     def _merged(self) -> dict[frozenset[tuple[str, Any]], Any]:
         out: dict[frozenset[tuple[str, Any]], list[Any]] = {}
@@ -246,9 +263,15 @@ class LeanHistogram(_Instrument, metrics_api.Histogram):
     sdk_class = _Histogram
 
     def __init__(
-        self, name: str, unit: str, description: str, exemplars: _Exemplars, boundaries: Sequence[float]
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        exemplars: _Exemplars,
+        lock: threading.Lock,
+        boundaries: Sequence[float],
     ) -> None:
-        super().__init__(name, unit, description, exemplars)
+        super().__init__(name, unit, description, exemplars, lock)
         self.boundaries = tuple(float(b) for b in boundaries)
 
     def _new_point(self, start: int) -> _HistogramPoint:
@@ -259,18 +282,23 @@ class LeanHistogram(_Instrument, metrics_api.Histogram):
     ) -> None:
         key = _key(attributes)
         ids = self._exemplars.ids(context)
-        bucket = bisect_left(self.boundaries, amount)
         with self._lock:
-            point = self._point(key)
-            point.count += 1
-            point.sum += amount
-            point.buckets[bucket] += 1
-            if amount < point.min:
-                point.min = amount
-            if amount > point.max:
-                point.max = amount
-            if ids is not None:
-                point.exemplars[bucket] = (amount, time_ns(), ids[0], ids[1])
+            self.record_locked(amount, key, ids, time_ns())
+
+    def record_locked(self, amount: int | float, key: _Key, ids: _Ids, now: int) -> None:
+        """``record`` with the attributes as an items tuple and the exemplar ids resolved, under the
+        provider's ``lock`` (held by the caller)."""
+        bucket = bisect_left(self.boundaries, amount)
+        point = self._point(key)
+        point.count += 1
+        point.sum += amount
+        point.buckets[bucket] += 1
+        if amount < point.min:
+            point.min = amount
+        if amount > point.max:
+            point.max = amount
+        if ids is not None:
+            point.exemplars[bucket] = (amount, now, ids[0], ids[1])
 
     def _merged(self) -> dict[frozenset[tuple[str, Any]], Any]:
         out: dict[frozenset[tuple[str, Any]], list[Any]] = {}
@@ -372,12 +400,12 @@ class LeanMeter(metrics_api.Meter):
         return instrument
 
     def create_counter(self, name: str, unit: str = "", description: str = "") -> metrics_api.Counter:
-        return self._add(LeanCounter(name, unit, description, self._owner.exemplars))  # type: ignore[no-any-return]
+        return self._add(LeanCounter(name, unit, description, self._owner.exemplars, self._owner.lock))  # type: ignore[no-any-return]
 
     def create_up_down_counter(
         self, name: str, unit: str = "", description: str = ""
     ) -> metrics_api.UpDownCounter:
-        return self._add(LeanUpDownCounter(name, unit, description, self._owner.exemplars))  # type: ignore[no-any-return]
+        return self._add(LeanUpDownCounter(name, unit, description, self._owner.exemplars, self._owner.lock))  # type: ignore[no-any-return]
 
     def create_histogram(
         self,
@@ -389,7 +417,7 @@ class LeanMeter(metrics_api.Meter):
     ) -> metrics_api.Histogram:
         boundaries = explicit_bucket_boundaries_advisory or DEFAULT_BOUNDARIES
         return self._add(  # type: ignore[no-any-return]
-            LeanHistogram(name, unit, description, self._owner.exemplars, boundaries)
+            LeanHistogram(name, unit, description, self._owner.exemplars, self._owner.lock, boundaries)
         )
 
     def create_gauge(self, name: str, unit: str = "", description: str = "") -> Any:
@@ -426,6 +454,8 @@ class LeanMeterProvider(metrics_api.MeterProvider):
         self.sdk = sdk
         self.dropped = frozenset(dropped)
         self.exemplars = _Exemplars(sdk)
+        # Guards every lean instrument's points: a request's measurements take it once (``*_locked``).
+        self.lock = threading.Lock()
         self._meters: dict[InstrumentationScope, LeanMeter] = {}
         self._lock = threading.Lock()
         for reader in readers:

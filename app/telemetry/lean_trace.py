@@ -12,14 +12,17 @@ parent-based always-on decision is taken inline), the id generator, the resource
 
 Attribute values are cleaned as the SDK does (lists become tuples, other values through its own cleaning);
 count and length limits (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT``,
-``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``) are applied once, at ``end()``.
+``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``) are applied once, at ``end()``. The gateway's own instrumentation
+starts its spans with ``start_owned_span`` (attributes it built itself, taken without a cleaning copy). When
+every processor is a ``BatchSpanProcessor`` (whose ``on_start`` does nothing and whose ``on_end`` queues a
+sampled span), ended spans go straight to their queues (``LeanTracer.batch_queues``).
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from time import time_ns
 from types import TracebackType
@@ -28,7 +31,14 @@ from typing import Any
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import (
+    Event,
+    ReadableSpan,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+    TracerProvider,
+)
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -146,6 +156,11 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._end_time is None:
             self._values.update(clean_attributes(attributes))
 
+    def set_owned_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """``set_attributes`` for values that need no cleaning (see ``LeanTracer.start_owned_span``)."""
+        if self._end_time is None:
+            self._values.update(attributes)
+
     def set_attribute(self, key: str, value: AttributeValue) -> None:
         if self._end_time is None:
             self._values.update(clean_attributes({key: value}))
@@ -195,7 +210,16 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         tracer = self._tracer
         self._dropped_attributes = tracer.limits.apply(self._values)
         self._end_time = end_time or time_ns()
-        tracer.processor.on_end(self)
+        queues = tracer.batch_queues()
+        if queues is None:
+            processor = tracer.processor
+            on_ending = getattr(processor, "_on_ending", None)
+            if on_ending is not None:
+                on_ending(self)
+            processor.on_end(self)
+        elif self._span_context.trace_flags.sampled:  # what BatchSpanProcessor.on_end checks
+            for emit in queues:
+                emit(self)
 
     def __exit__(
         self,
@@ -214,6 +238,8 @@ class LeanTracer(trace_api.Tracer):
         self.scope = scope
         self.resource = provider.resource
         self.processor: SpanProcessor = provider._active_span_processor  # every processor added to it
+        self._seen_processors: tuple[SpanProcessor, ...] | None = None
+        self._queues: tuple[Callable[[ReadableSpan], None], ...] | None = None
         self.limits = _Limits(provider)
         self._sampler = provider.sampler
         self._default_sampler = self._sampler.get_description() == _DEFAULT_SAMPLER
@@ -221,6 +247,25 @@ class LeanTracer(trace_api.Tracer):
         self._trace_id = ids.generate_trace_id
         self._span_id = ids.generate_span_id
         self._random_ids = ids.is_trace_id_random()
+
+    def batch_queues(self) -> tuple[Callable[[ReadableSpan], None], ...] | None:
+        """While every span processor is a ``BatchSpanProcessor`` (the OTLP setup): their queues' ``emit``.
+
+        Such a processor does nothing at a span's start and only queues a sampled span at its end; the
+        spans then go to the queues directly, without two processor calls per span. ``None`` for any other
+        processor set (tests' ``SimpleSpanProcessor``, a user's own), which gets every call. Re-checked
+        whenever a processor is added (the provider replaces its processor tuple)."""
+        processors = getattr(self.processor, "_span_processors", None)
+        if processors is not self._seen_processors:
+            self._seen_processors = processors
+            self._queues = (
+                tuple(p._batch_processor.emit for p in processors)
+                if type(self.processor) is SynchronousMultiSpanProcessor
+                and processors
+                and all(type(p) is BatchSpanProcessor for p in processors)
+                else None
+            )
+        return self._queues
 
     def start_span(
         self,
@@ -233,6 +278,26 @@ class LeanTracer(trace_api.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace_api.Span:
+        return self._start(name, context, kind, clean_attributes(attributes), attributes, links, start_time)
+
+    def start_owned_span(
+        self, name: str, context: Context | None, kind: SpanKind, attributes: dict[str, Any]
+    ) -> trace_api.Span:
+        """``start_span`` for the gateway's own instrumentation: the span takes ``attributes`` as they are
+        (no copy, no cleaning), so they must be what cleaning would keep — str, bool, int, float values or
+        tuples of one of them — and the caller must not change the dict afterwards."""
+        return self._start(name, context, kind, attributes, attributes, None, None)
+
+    def _start(
+        self,
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attrs: dict[str, Any],
+        attributes: Attributes,
+        links: Sequence[Link] | None,
+        start_time: int | None,
+    ) -> trace_api.Span:
         parent: SpanContext | None = trace_api.get_current_span(context).get_span_context()
         if parent is not None and not parent.is_valid:
             parent = None
@@ -240,7 +305,6 @@ class LeanTracer(trace_api.Tracer):
             trace_id, random_id = self._trace_id(), self._random_ids
         else:
             trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
-        attrs = clean_attributes(attributes)
         if self._default_sampler:  # ParentBased(ALWAYS_ON): the parent's decision, else sampled
             sampled = parent is None or parent.trace_flags.sampled
             recording = sampled
@@ -263,7 +327,8 @@ class LeanTracer(trace_api.Tracer):
             return NonRecordingSpan(span_context)
         valid_links = [link for link in links or () if link.context.is_valid]
         span = LeanSpan(self, name, span_context, parent, kind, attrs, valid_links, start_time or time_ns())
-        self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+        if self.batch_queues() is None:
+            self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
     @contextmanager
@@ -319,3 +384,20 @@ class LeanTracerProvider(trace_api.TracerProvider):
 
     def shutdown(self) -> None:
         self.sdk.shutdown()
+
+
+OwnedSpanStarter = Callable[[str, Context | None, SpanKind, dict[str, Any]], trace_api.Span]
+
+
+def owned_span_starter(tracer: trace_api.Tracer) -> OwnedSpanStarter:
+    """``start_owned_span`` of a lean tracer; for any other tracer its ``start_span`` (which copies and cleans
+    the attributes itself)."""
+    if isinstance(tracer, LeanTracer):
+        return tracer.start_owned_span
+
+    def start(
+        name: str, context: Context | None, kind: SpanKind, attributes: dict[str, Any]
+    ) -> trace_api.Span:
+        return tracer.start_span(name, context, kind, attributes)
+
+    return start

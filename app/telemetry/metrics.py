@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from time import time_ns
 from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
 
 from app import __version__
+from app.telemetry.lean_metrics import LeanMeterProvider
 
 # Bucket advice from the GenAI semconv (gen-ai-metrics.md).
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
@@ -18,13 +20,17 @@ TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1
 FEEDBACK_BUCKETS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 Attrs = Mapping[str, Any]
+_INPUT = ("gen_ai.token.type", "input")
+_OUTPUT = ("gen_ai.token.type", "output")
 
 
 class GatewayMetrics:
     def __init__(self, meter_provider: metrics.MeterProvider, latest_experimental: bool) -> None:
         meter = meter_provider.get_meter("app.gateway", __version__)
 
-        def h(name: str, unit: str, description: str, buckets: Sequence[float]) -> metrics.Histogram:
+        # A LeanHistogram with the lean provider (whose record_locked record_call uses), else the other
+        # provider's histogram.
+        def h(name: str, unit: str, description: str, buckets: Sequence[float]) -> Any:
             return meter.create_histogram(
                 name, unit=unit, description=description, explicit_bucket_boundaries_advisory=buckets
             )
@@ -65,6 +71,8 @@ class GatewayMetrics:
             FEEDBACK_BUCKETS,
         )
         self.latest = latest_experimental
+        # The lean provider (app/telemetry/lean_metrics.py) whose instruments these are, if they are.
+        self._lean = meter_provider if isinstance(meter_provider, LeanMeterProvider) else None
         if latest_experimental:
             self.inf_duration = h(
                 "gen_ai.client.inference.duration", "s", "GenAI inference duration.", DURATION_BUCKETS
@@ -101,36 +109,77 @@ class GatewayMetrics:
         usage: Mapping[str, int],
         error_type: str | None,
         ctx: Context | None,
+        ttft_s: float | None = None,
+        per_token_s: float | None = None,
     ) -> None:
-        """One finished model call. ``ctx`` holds the GenAI span, so exemplars point at it."""
-        # The SDK copies attributes per measurement; no defensive copy here.
-        duration_attrs = attrs if error_type is None else {**attrs, "error.type": error_type}
-        self.operation_duration.record(duration_s, duration_attrs, context=ctx)
-        if self.latest:
-            self.inf_duration.record(duration_s, duration_attrs, context=ctx)
+        """One finished model call (with a stream's first-chunk and per-token times for a successful one).
+        ``ctx`` holds the GenAI span, so exemplars point at it."""
         inp = usage.get("gen_ai.usage.input_tokens")
         out = usage.get("gen_ai.usage.output_tokens")
+        cached = usage.get("gen_ai.usage.cache_read.input_tokens") if self.latest else None
+        if self._lean is None:
+            self._record_call_api(attrs, duration_s, inp, out, cached, error_type, ctx, ttft_s, per_token_s)
+            return
+        # The lean instruments' path: the attribute tuple is built once, the exemplar's ids looked up once
+        # and the provider's lock taken once for all of the call's 3-10 measurements.
+        key = tuple(attrs.items())
+        duration_key = key if error_type is None else (*key, ("error.type", error_type))
+        ids = self._lean.exemplars.ids(ctx)
+        now = time_ns()
+        with self._lean.lock:
+            self.operation_duration.record_locked(duration_s, duration_key, ids, now)
+            if inp is not None:
+                self.token_usage.record_locked(inp, (*key, _INPUT), ids, now)
+            if out is not None:
+                self.token_usage.record_locked(out, (*key, _OUTPUT), ids, now)
+            if ttft_s is not None:
+                self.time_to_first_token.record_locked(ttft_s, key, ids, now)
+                if per_token_s is not None:
+                    self.time_per_output_token.record_locked(per_token_s, key, ids, now)
+            if self.latest:
+                self.inf_duration.record_locked(duration_s, duration_key, ids, now)
+                if inp is not None:
+                    self.inf_input.record_locked(inp, key, ids, now)
+                if out is not None:
+                    self.inf_output.record_locked(out, key, ids, now)
+                if cached is not None:
+                    self.inf_cache_read.record_locked(cached, key, ids, now)
+                if ttft_s is not None:
+                    self.inf_ttfc.record_locked(ttft_s, key, ids, now)
+
+    def _record_call_api(
+        self,
+        attrs: Attrs,
+        duration_s: float,
+        inp: int | None,
+        out: int | None,
+        cached: int | None,
+        error_type: str | None,
+        ctx: Context | None,
+        ttft_s: float | None,
+        per_token_s: float | None,
+    ) -> None:
+        """``record_call`` through the metrics API, for instruments of any other meter provider."""
+        duration_attrs = attrs if error_type is None else {**attrs, "error.type": error_type}
+        self.operation_duration.record(duration_s, duration_attrs, context=ctx)
         if inp is not None:
             self.token_usage.record(inp, {**attrs, "gen_ai.token.type": "input"}, context=ctx)
         if out is not None:
             self.token_usage.record(out, {**attrs, "gen_ai.token.type": "output"}, context=ctx)
+        if ttft_s is not None:
+            self.time_to_first_token.record(ttft_s, attrs, context=ctx)
+            if per_token_s is not None:
+                self.time_per_output_token.record(per_token_s, attrs, context=ctx)
         if self.latest:
+            self.inf_duration.record(duration_s, duration_attrs, context=ctx)
             if inp is not None:
                 self.inf_input.record(inp, attrs, context=ctx)
             if out is not None:
                 self.inf_output.record(out, attrs, context=ctx)
-            cached = usage.get("gen_ai.usage.cache_read.input_tokens")
             if cached is not None:
                 self.inf_cache_read.record(cached, attrs, context=ctx)
-
-    def record_stream_timing(
-        self, attrs: Attrs, ttft_s: float, per_token_s: float | None, ctx: Context | None
-    ) -> None:
-        self.time_to_first_token.record(ttft_s, attrs, context=ctx)
-        if per_token_s is not None:
-            self.time_per_output_token.record(per_token_s, attrs, context=ctx)
-        if self.latest:
-            self.inf_ttfc.record(ttft_s, attrs, context=ctx)
+            if ttft_s is not None:
+                self.inf_ttfc.record(ttft_s, attrs, context=ctx)
 
     def record_chunk_gap(self, attrs: Attrs, gap_s: float, ctx: Context | None) -> None:
         if self.latest:

@@ -52,12 +52,14 @@ def apply(parts: set[str]) -> None:
         from opentelemetry import trace
 
         import app.chat
+        from app.telemetry.lean_trace import owned_span_starter
 
         init = app.chat.ChatService.__init__
 
         def without_span(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **kwargs)
             self.tracer = trace.NoOpTracer()
+            self._start_span = owned_span_starter(self.tracer)
 
         app.chat.ChatService.__init__ = without_span  # type: ignore[method-assign]
 

@@ -1,0 +1,55 @@
+"""W3C trace context on outgoing requests, as ``opentelemetry.propagate.inject`` writes it, for less.
+
+With the default propagators (``OTEL_PROPAGATORS`` unset: ``tracecontext,baggage``) ``inject`` walks the
+composite propagator, looks the span up in the context again and formats the ids through helper calls:
+~3 µs per upstream request here. For exactly that configuration the ``traceparent`` and ``tracestate``
+headers are written from the span context at hand and baggage is left to the SDK's own baggage propagator
+(a no-op without baggage); any other global propagator (b3, jaeger, a custom one, ``none``) gets the
+standard ``inject``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+from opentelemetry import propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace import SpanContext
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_checked: tuple[object, bool] = (None, False)  # (global propagator, is the default pair)
+
+
+def _is_default_pair(propagator: object) -> bool:
+    inner = getattr(propagator, "_propagators", None)
+    return (
+        type(propagator) is CompositePropagator
+        and isinstance(inner, list)
+        and len(inner) == 2
+        and type(inner[0]) is TraceContextTextMapPropagator
+        and type(inner[1]) is W3CBaggagePropagator
+    )
+
+
+def inject_trace_context(
+    headers: MutableMapping[str, str], span_context: SpanContext, context: Context
+) -> None:
+    """``propagate.inject(headers, context=context)`` where ``context`` holds the span of ``span_context``."""
+    global _checked
+    propagator = propagate.get_global_textmap()
+    known, default = _checked
+    if known is not propagator:
+        default = _is_default_pair(propagator)
+        _checked = (propagator, default)
+    if not default:
+        propagator.inject(headers, context=context)
+        return
+    if span_context.is_valid:
+        headers["traceparent"] = (
+            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+        )
+        if span_context.trace_state:
+            headers["tracestate"] = span_context.trace_state.to_header()
+    propagator._propagators[1].inject(headers, context=context)  # type: ignore[attr-defined]

@@ -1,0 +1,220 @@
+"""The per-request shortcuts of the gateway's own instrumentation must emit what the general paths emit:
+spans handed straight to BatchSpanProcessor queues, owned (uncleaned) span attributes, the traceparent
+written without ``propagate.inject``, a model call's measurements under one lock, the upstream step run with
+the GenAI span current."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from opentelemetry import baggage, context, propagate, trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from app.chat import _in_span
+from app.telemetry.lean_metrics import LeanMeterProvider
+from app.telemetry.lean_trace import LeanTracer, LeanTracerProvider, owned_span_starter
+from app.telemetry.metrics import GatewayMetrics
+from app.telemetry.propagation import inject_trace_context
+from tests.app.test_lean_telemetry import RESOURCE, _collected, _normalised, _scenario
+
+
+def _batched(wrap: Any) -> list[Any]:
+    exporter = InMemorySpanExporter()
+    sdk = TracerProvider(resource=RESOURCE)
+    sdk.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    _scenario(wrap(sdk))
+    sdk.force_flush()
+    return list(exporter.get_finished_spans())
+
+
+def test_spans_queued_directly_export_as_the_sdk_batch_processor_exports_them() -> None:
+    lean, sdk = _batched(LeanTracerProvider), _batched(lambda p: p)
+    assert [s.name for s in lean] == [s.name for s in sdk]
+    assert _normalised(encode_spans(lean)) == _normalised(encode_spans(sdk))
+
+
+class _Recording(SpanProcessor):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
+        self.calls.append(("start", span.name))
+
+    def _on_ending(self, span: Span) -> None:
+        self.calls.append(("ending", span.name))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.calls.append(("end", span.name))
+
+
+class _RecordOnly(Sampler):
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_ONLY)
+
+    def get_description(self) -> str:
+        return "record only"
+
+
+def test_a_processor_added_later_gets_every_call_and_the_batch_processor_still_its_spans() -> None:
+    exporter = InMemorySpanExporter()
+    sdk = TracerProvider()
+    sdk.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    tracer = LeanTracerProvider(sdk).get_tracer("t")
+    assert isinstance(tracer, LeanTracer)
+    tracer.start_span("before").end()
+    assert tracer.batch_queues() is not None
+    recording = _Recording()
+    sdk.add_span_processor(recording)
+    tracer.start_span("after").end()
+    assert tracer.batch_queues() is None
+    assert recording.calls == [("start", "after"), ("ending", "after"), ("end", "after")]
+    # Recorded but not sampled: the batch processor does not export it, nor do its queues get it.
+    sampled_out = TracerProvider(sampler=_RecordOnly())
+    sampled_out.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    recorded = LeanTracerProvider(sampled_out).get_tracer("t").start_span("dropped")
+    assert recorded.is_recording()
+    recorded.end()
+    sdk.force_flush()
+    sampled_out.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["before", "after"]
+
+
+def test_owned_attributes_give_the_span_start_span_gives() -> None:
+    attrs: dict[str, Any] = {"s": "x", "b": True, "i": 7, "f": 0.5, "stop": ("a", "b"), "ints": (1, 2)}
+    out: dict[str, list[Any]] = {}
+    for how in ("owned", "start_span"):
+        exporter = InMemorySpanExporter()
+        sdk = TracerProvider(resource=RESOURCE)
+        sdk.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = LeanTracerProvider(sdk).get_tracer("t")
+        parent = trace.set_span_in_context(
+            NonRecordingSpan(SpanContext(0xA, 0xB, is_remote=True, trace_flags=TraceFlags(1)))
+        )
+        if how == "owned":
+            span = owned_span_starter(tracer)("chat m", parent, SpanKind.CLIENT, dict(attrs))
+        else:
+            span = tracer.start_span("chat m", parent, SpanKind.CLIENT, {**attrs, "stop": ["a", "b"]})
+        span.end()
+        out[how] = list(exporter.get_finished_spans())
+    assert _normalised(encode_spans(out["owned"])) == _normalised(encode_spans(out["start_span"]))
+    # Any other tracer: the starter falls back to its start_span.
+    sdk_tracer = TracerProvider().get_tracer("t")
+    fallback: Any = owned_span_starter(sdk_tracer)("x", None, SpanKind.INTERNAL, dict(attrs))
+    assert fallback.attributes == attrs
+
+
+SPAN_CONTEXTS = [
+    SpanContext(0x1234, 0xABC, is_remote=False, trace_flags=TraceFlags(flags), trace_state=state)
+    for flags in (0, 1, 3)
+    for state in (None, TraceState([("vendor", "1"), ("b", "x y")]))
+]
+
+
+@pytest.mark.parametrize("span_context", [*SPAN_CONTEXTS, trace.INVALID_SPAN_CONTEXT])
+@pytest.mark.parametrize("with_baggage", [False, True])
+def test_trace_context_headers_are_what_propagate_inject_writes(
+    span_context: SpanContext, with_baggage: bool
+) -> None:
+    ctx = trace.set_span_in_context(NonRecordingSpan(span_context))
+    if with_baggage:
+        ctx = baggage.set_baggage("tenant", "a b,c", ctx)
+    expected: dict[str, str] = {"x-request-id": "r"}
+    ours: dict[str, str] = {"x-request-id": "r"}
+    propagate.inject(expected, context=ctx)
+    inject_trace_context(ours, span_context, ctx)
+    assert ours == expected
+
+
+class _Marker(TraceContextTextMapPropagator):
+    def inject(self, carrier: Any, context: Any = None, setter: Any = None) -> None:
+        carrier["x-marker"] = "custom"
+
+
+@pytest.mark.parametrize("propagator", [TraceContextTextMapPropagator(), CompositePropagator([_Marker()])])
+def test_any_other_propagator_is_used_as_configured(propagator: Any) -> None:
+    span_context = SPAN_CONTEXTS[1]
+    ctx = trace.set_span_in_context(NonRecordingSpan(span_context))
+    before = propagate.get_global_textmap()
+    propagate.set_global_textmap(propagator)
+    try:
+        expected: dict[str, str] = {}
+        ours: dict[str, str] = {}
+        propagate.inject(expected, context=ctx)
+        inject_trace_context(ours, span_context, ctx)
+    finally:
+        propagate.set_global_textmap(before)
+    assert ours == expected
+
+
+@pytest.mark.parametrize("latest", [False, True])
+def test_a_calls_measurements_under_one_lock_collect_what_the_api_records(latest: bool) -> None:
+    span = TracerProvider().get_tracer("t").start_span("chat")
+    ctx = trace.set_span_in_context(span)
+    readers = {}
+    for kind in ("lean", "api"):
+        reader = InMemoryMetricReader()
+        sdk = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+        provider: Any = LeanMeterProvider(sdk, [reader]) if kind == "lean" else sdk
+        metrics = GatewayMetrics(provider, latest)
+        assert (metrics._lean is not None) == (kind == "lean")
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "llm_gateway.tenant": "t"}
+        usage = {
+            "gen_ai.usage.input_tokens": 14,
+            "gen_ai.usage.output_tokens": 8,
+            "gen_ai.usage.cache_read.input_tokens": 4,
+        }
+        metrics.record_call(attrs, 0.25, usage, None, ctx)
+        metrics.record_call(attrs, 0.5, usage, None, ctx, 0.05, 0.01)
+        metrics.record_call(attrs, 0.5, {"gen_ai.usage.input_tokens": 3}, None, ctx, 0.05, None)
+        metrics.record_call(attrs, 1.5, {}, "timeout", ctx)
+        metrics.record_call(attrs, 0.1, usage, None, None)
+        readers[kind] = reader
+    lean, api = _collected(readers["lean"]), _collected(readers["api"])
+    assert lean == api
+    assert "gen_ai.server.time_to_first_token" in lean
+    assert ("gen_ai.client.inference.duration" in lean) == latest
+
+
+def test_the_upstream_step_runs_with_the_span_current_and_records_its_exception() -> None:
+    exporter = InMemorySpanExporter()
+    sdk = TracerProvider()
+    sdk.add_span_processor(SimpleSpanProcessor(exporter))
+    span = LeanTracerProvider(sdk).get_tracer("t").start_span("chat m")
+
+    class Call:
+        pass
+
+    call: Any = Call()
+    call.span, call.context = span, trace.set_span_in_context(span)
+
+    async def step(fail: bool) -> SpanContext:
+        if fail:
+            raise ValueError("upstream said no")
+        return trace.get_current_span().get_span_context()
+
+    async def run() -> None:
+        outside = trace.get_current_span()
+        assert await _in_span(call, step(False)) == span.get_span_context()
+        assert trace.get_current_span() is outside
+        with pytest.raises(ValueError):
+            await _in_span(call, step(True))
+        assert trace.get_current_span() is outside
+
+    asyncio.run(run())
+    span.end()
+    (finished,) = exporter.get_finished_spans()
+    (event,) = finished.events
+    assert event.name == "exception" and event.attributes is not None
+    assert event.attributes["exception.type"] == "ValueError"
+    assert event.attributes["exception.message"] == "upstream said no"
