@@ -47,6 +47,7 @@ def _levels(level: int) -> tuple[str, SeverityNumber, str]:
         )
     return known
 
+
 ATTRS_KEY = "otel_attributes"  # `extra={ATTRS_KEY: {...}}` on a logging call
 
 # What a stderr JSON line may carry besides ts/level/logger/msg/trace_id/span_id. Everything else an OTLP

@@ -141,7 +141,7 @@ class LeanLogger(APILogger):
         event_name: str | None,
         plain: bool = False,
     ) -> bool:
-        """``emit`` for a caller that hands over its ``attributes`` dict (it no longer changes it); positional.
+        """``emit`` for a caller that hands over its ``attributes`` dict (no longer to change it); positional.
         ``plain``: the caller vouches that every key is a non-empty str and every value a str, bool, int or
         float (values it made itself), so they are not checked again.
 

@@ -92,12 +92,20 @@ STREAMS = {
     ],
     "several choices, odd deltas": [
         {"object": "x", "choices": [{"index": 1, "delta": {"role": "assistant"}}], "system_fingerprint": ""},
-        {**BASE, "id": "c2", "choices": [{"index": "1", "delta": {"content": "b"}}, {"delta": {"content": "a"}}]},
+        {
+            **BASE,
+            "id": "c2",
+            "choices": [{"index": "1", "delta": {"content": "b"}}, {"delta": {"content": "a"}}],
+        },
         {**BASE, "model": "", "choices": [{"index": 2, "delta": {"tool_calls": [{"index": 0}]}}]},
         {**BASE, "choices": [{"index": 3, "delta": {"content": None}, "finish_reason": "tool_calls"}]},
         {**BASE, "choices": [{"index": 4, "delta": None}, {"index": 5, "delta": {"content": ""}}]},
         {**BASE, "system_fingerprint": "fp_1", "choices": [{"index": 0, "delta": {}, "finish_reason": 7}]},
-        {**BASE, "model": "m-2", "choices": [{"index": 1, "delta": {"content": "c"}, "finish_reason": "length"}]},
+        {
+            **BASE,
+            "model": "m-2",
+            "choices": [{"index": 1, "delta": {"content": "c"}, "finish_reason": "length"}],
+        },
         {**BASE, "choices": [{"index": 6, "delta": {}, "finish_reason": ""}], "usage": {"prompt_tokens": 1}},
     ],
     "no choices at all": [{**BASE, "id": "c3"}, {**BASE, "choices": None, "usage": {"completion_tokens": 0}}],

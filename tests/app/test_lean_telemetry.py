@@ -411,7 +411,7 @@ def test_exemplars_follow_the_context_of_each_measurement() -> None:
 
 # --- the request log's fast path ----------------------------------------------------------------------------
 
-# What GenAICall._log hands over: values the gateway made (str, bool, int, float), as the fast path takes them.
+# What GenAICall._log hands over: values the gateway made (str, bool, int, float), for the fast path.
 REQUEST_ATTRS: dict[str, Any] = {
     "llm_gateway.request.id": "req_0123456789",
     "llm_gateway.tenant": "acme",
@@ -465,7 +465,9 @@ _EMIT_KEYS = (
 def _exported_logs(wrap: Callable[[Any], Any], batch: bool, emit: Callable[[Any], None]) -> list[Any]:
     exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     sdk = LoggerProvider(resource=RESOURCE)
-    sdk.add_log_record_processor(BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter))
+    sdk.add_log_record_processor(
+        BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
+    )
     emit(wrap(sdk))
     sdk.force_flush()
     logs = list(exporter.get_finished_logs())
@@ -493,7 +495,9 @@ LIMITS = [
 ]
 
 
-@pytest.mark.parametrize("env", LIMITS, ids=lambda e: ",".join(f"{k[5:]}={v}" for k, v in e.items()) or "none")
+@pytest.mark.parametrize(
+    "env", LIMITS, ids=lambda e: ",".join(f"{k[5:]}={v}" for k, v in e.items()) or "none"
+)
 @pytest.mark.parametrize("batch", [False, True])
 def test_plain_records_and_limits_are_what_the_sdk_makes(
     batch: bool, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -502,7 +506,8 @@ def test_plain_records_and_limits_are_what_the_sdk_makes(
         monkeypatch.setenv(key, value)
     attrs = {**REQUEST_ATTRS, "llm_gateway.long": "x" * 100}
     sdk_logs, lean_logs = (
-        _exported_logs(wrap, batch, lambda p: _emit_plain(p, attrs)) for wrap in (lambda p: p, LeanLoggerProvider)
+        _exported_logs(wrap, batch, lambda p: _emit_plain(p, attrs))
+        for wrap in (lambda p: p, LeanLoggerProvider)
     )
     assert len(sdk_logs) == len(lean_logs) == 4
     sdk_request, lean_request = encode_logs(sdk_logs), encode_logs(lean_logs)
