@@ -319,14 +319,34 @@ class _LogAttributes:
             if kind is str:
                 try:
                     encoded = value.encode()
-                    any_value = b"\x0a" + _length(len(encoded)) + encoded
                 except UnicodeEncodeError:
-                    pass
+                    encoded = None
+                if encoded is not None:
+                    n = len(encoded)
+                    # KeyValue = key, 0x12, len, AnyValue (0x0a, len, the bytes): all lengths one byte?
+                    if n + len(prefix) < 124:
+                        return b"".join(
+                            (
+                                b"\x32",
+                                _SMALL[n + len(prefix) + 4],
+                                prefix,
+                                b"\x12",
+                                _SMALL[n + 2],
+                                b"\x0a",
+                                _SMALL[n],
+                                encoded,
+                            )
+                        )
+                    any_value = b"\x0a" + _length(n) + encoded
+            elif kind is float:
+                if len(prefix) < 117:
+                    return b"".join(
+                        (b"\x32", _SMALL[len(prefix) + 11], prefix, b"\x12\x09\x21", _pack_d(value))
+                    )
+                any_value = b"\x21" + _pack_d(value)
             elif kind is int:
                 if value in _INT64:
                     any_value = b"\x18" + _varint(value)
-            elif kind is float:
-                any_value = b"\x21" + _pack_d(value)
             elif kind is bool:
                 any_value = b"\x10\x01" if value else b"\x10\x00"
         if any_value is not None:
@@ -363,23 +383,22 @@ class _LogAttributes:
             if values is None:
                 values = self._new_key(key)
             kind = value.__class__
-            value_key: Any
-            if kind is str:
-                value_key = value
-            elif kind is bool or kind is int or kind is float:
-                value_key = (kind, value)  # True, 1 and 1.0 are equal in Python, not on the wire
-            else:
-                value_key = None
-            if value_key is not None:
-                hit = values.get(value_key)
-                if hit is not None:
-                    append(hit)
-                    continue
+            value_key: Any = None
+            if values is not _FULL:
+                if kind is str:
+                    value_key = value
+                elif kind is bool or kind is int or kind is float:
+                    value_key = (kind, value)  # True, 1 and 1.0 are equal in Python, not on the wire
+                if value_key is not None:
+                    hit = values.get(value_key)
+                    if hit is not None:
+                        append(hit)
+                        continue
             field = self._field(key, value, kind)
             if field is None:
                 continue
             append(field)
-            if value_key is not None and values is not _FULL:
+            if value_key is not None:
                 self._remember(key, values, value_key, field)
         return b"".join(out)
 
@@ -388,8 +407,8 @@ class LogEncoder:
     def __init__(self) -> None:
         self._attrs = _LogAttributes()
         self._grouping = _Grouping(b"\x12")
-        # (severity number, severity text, body) → their three fields, for string bodies (they repeat)
-        self._heads: dict[tuple[Any, Any, str], bytes] = {}
+        # (body, severity text) → (severity number, the three fields), for string bodies (they repeat)
+        self._heads: dict[tuple[str, str], tuple[Any, bytes]] = {}
         self._event_names: dict[str, bytes] = {}
         self._flags: dict[int, bytes] = {}
 
@@ -412,18 +431,22 @@ class LogEncoder:
         parts = []
         if record.timestamp:
             parts.append(b"\x09" + _pack_q(record.timestamp))
-        severity = getattr(record.severity_number, "value", None)
+        severity_number = record.severity_number
         body = record.body
-        if body.__class__ is str:
-            head_key = (severity, record.severity_text, body)
-            head = self._heads.get(head_key)
-            if head is None:
+        if body.__class__ is str and record.severity_text.__class__ is str:
+            # Keyed by the strings; the severity compared by identity (an Enum's .value and hash are Python)
+            head_key = (body, record.severity_text)
+            cached = self._heads.get(head_key)
+            if cached is not None and cached[0] is severity_number:
+                head = cached[1]
+            else:
                 if len(self._heads) >= _LOG_HEADS_LIMIT:
                     self._heads.clear()
-                head = self._heads[head_key] = self._head(severity, record.severity_text, body)
+                head = self._head(getattr(severity_number, "value", None), record.severity_text, body)
+                self._heads[head_key] = (severity_number, head)
             parts.append(head)
         else:
-            parts.append(self._head(severity, record.severity_text, body))
+            parts.append(self._head(getattr(severity_number, "value", None), record.severity_text, body))
         attributes = record.attributes
         parts.append(self._attrs.encode(attributes))
         # Only the SDK's BoundedAttributes count dropped ones (a plain dict: no isinstance check on an ABC)

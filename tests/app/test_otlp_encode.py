@@ -203,5 +203,7 @@ def test_log_records_of_several_loggers_and_resources_are_grouped_as_the_sdk_gro
     loggers = [p.get_logger(name, "1", schema_url="https://s") for p in providers for name in ("x", "y", "x")]
     for i in range(12):
         loggers[i * 5 % len(loggers)].emit(body=f"r{i}", attributes={"i": i})
+    for severity in (SeverityNumber.INFO, SeverityNumber.WARN, None, SeverityNumber.INFO):  # one body, text
+        loggers[0].emit(body="same", severity_text="X", severity_number=severity)
     logs = exporter.get_finished_logs()
     assert ExportLogsServiceRequest.FromString(LogEncoder().encode(logs)) == encode_logs(logs)
