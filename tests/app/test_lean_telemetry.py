@@ -495,6 +495,7 @@ LIMITS = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Log record attributes were dropped")  # the SDK warns, as it should
 @pytest.mark.parametrize(
     "env", LIMITS, ids=lambda e: ",".join(f"{k[5:]}={v}" for k, v in e.items()) or "none"
 )
