@@ -201,6 +201,7 @@ def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
 
+_NO_DELTA: dict[str, Any] = {}
 _USAGE_NULL = b',"usage":null}'
 _DONE = b"data: [DONE]\n\n"
 # As Starlette's StreamingResponse(media_type="text/event-stream", headers=...) wrote them.
@@ -233,7 +234,8 @@ class ChatStream:
         self._ttft = ttft_s
         self._include_usage = include_usage
         self._metrics = metrics = call.metrics
-        self._contents: dict[int, list[str]] = {}
+        self._contents: dict[int, list[str]] = {}  # index → text deltas (with content capture)
+        self._texts: set[int] = set()  # indexes of choices that had text (without content capture)
         self._finish: dict[int, str] = {}
         self._usage: dict[str, Any] | None = None
         self._id: str | None = None
@@ -242,6 +244,7 @@ class ChatStream:
         self._relaying = False  # while True, the client leaving cancels the relay
         self._client_gone = False
         self._active = self._collect = call.telemetry
+        self._capture = call.telemetry and call.capture
         self._watcher: asyncio.Future[None] | None = None
         self._receive: Receive | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -255,14 +258,23 @@ class ChatStream:
         self._id = self._id or chunk.get("id")
         self._model = chunk.get("model") or self._model
         if self._collect:  # the choices' text and finish reasons feed the span only
-            self._fingerprint = chunk.get("system_fingerprint") or self._fingerprint
+            fingerprint = chunk.get("system_fingerprint")
+            if fingerprint:
+                self._fingerprint = fingerprint
             for choice in chunk.get("choices") or ():
-                idx = int(choice.get("index", 0))
-                delta = choice.get("delta") or {}
-                if isinstance(delta.get("content"), str):
-                    self._contents.setdefault(idx, []).append(delta["content"])
-                if choice.get("finish_reason"):
-                    self._finish[idx] = str(choice["finish_reason"])
+                idx = choice.get("index", 0)
+                if idx.__class__ is not int:
+                    idx = int(idx)
+                content = (choice.get("delta") or _NO_DELTA).get("content")
+                if isinstance(content, str):
+                    # The text is kept only for output-message capture; its choice's index always counts.
+                    if self._capture:
+                        self._contents.setdefault(idx, []).append(content)
+                    else:
+                        self._texts.add(idx)
+                reason = choice.get("finish_reason")
+                if reason:
+                    self._finish[idx] = reason if reason.__class__ is str else str(reason)
         usage = chunk.get("usage")
         if usage:
             self._usage = usage
@@ -299,7 +311,7 @@ class ChatStream:
             self._active = False
             self._metrics.active_streams.add(-1, self._stream_attrs, context=self.call.context)
         end = time.perf_counter() - self.call.started
-        indexes = sorted(self._contents.keys() | self._finish.keys())
+        indexes = sorted(self._contents.keys() | self._texts | self._finish.keys())
         self.call.finish(
             status=status,
             response_id=self._id,

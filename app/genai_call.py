@@ -291,4 +291,8 @@ class GenAICall:
             "llm_gateway.request",
             record,
             self.context,
+            # Every value is one the gateway made or validated (str, bool, int, float), except the
+            # upstream's response id and model, which may be any JSON value: those are then checked.
+            plain=(not response_id or response_id.__class__ is str)
+            and (not response_model or response_model.__class__ is str),
         )

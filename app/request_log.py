@@ -21,6 +21,8 @@ from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, SeverityNumber
 from opentelemetry.context import Context, get_current
 
+from app.telemetry.lean_logs import LeanLogger
+
 _SEVERITY = {
     logging.DEBUG: SeverityNumber.DEBUG,
     logging.INFO: SeverityNumber.INFO,
@@ -30,6 +32,21 @@ _SEVERITY = {
 }
 _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _instance_ids = itertools.count(1)
+_LEVELS: dict[int, tuple[str, SeverityNumber, str]] = {}
+
+
+def _levels(level: int) -> tuple[str, SeverityNumber, str]:
+    """A logging level's name and its OTLP severity number and text, as the OTLP log handler maps them."""
+    known = _LEVELS.get(level)
+    if known is None:
+        name = logging.getLevelName(level)
+        known = _LEVELS[level] = (
+            name,
+            _SEVERITY.get(level, SeverityNumber.INFO),
+            _SEVERITY_TEXT.get(name, name),
+        )
+    return known
+
 
 ATTRS_KEY = "otel_attributes"  # `extra={ATTRS_KEY: {...}}` on a logging call
 
@@ -158,6 +175,7 @@ class RequestLog:
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self._otlp = next((h._logger for h in logger.handlers if isinstance(h, OtlpLogHandler)), None)
+        self._lean = self._otlp if isinstance(self._otlp, LeanLogger) else None
         self._stderr = next(
             (
                 h
@@ -167,21 +185,36 @@ class RequestLog:
             None,
         )
 
-    def emit(self, level: int, body: str, event_name: str, attrs: dict[str, Any], context: Context) -> None:
+    def emit(
+        self,
+        level: int,
+        body: str,
+        event_name: str,
+        attrs: dict[str, Any],
+        context: Context,
+        plain: bool = False,
+    ) -> None:
+        """Emits the record; ``attrs`` is the caller's no more (the OTLP record may keep it as it is).
+        ``plain``: every key is a non-empty str and every value a str, bool, int or float (see
+        :meth:`LeanLogger.emit_owned`)."""
         if not self._logger.isEnabledFor(level):
             return
         now_ns = time.time_ns()
-        level_name = logging.getLevelName(level)
+        level_name, severity_number, severity_text = _levels(level)
         if self._otlp is not None:
-            self._otlp.emit(
-                timestamp=now_ns,
-                context=context,
-                severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
-                severity_text=_SEVERITY_TEXT.get(level_name, level_name),
-                body=body,
-                attributes=attrs,
-                event_name=event_name,
-            )
+            lean = self._lean
+            if lean is None or not lean.emit_owned(
+                now_ns, None, context, severity_number, severity_text, body, attrs, event_name, plain
+            ):
+                self._otlp.emit(
+                    timestamp=now_ns,
+                    context=context,
+                    severity_number=severity_number,
+                    severity_text=severity_text,
+                    body=body,
+                    attributes=attrs,
+                    event_name=event_name,
+                )
         handler = self._stderr
         if handler is not None:
             out = _json_head(

@@ -1,11 +1,14 @@
 """A lean Logs API logger for the gateway's request records, feeding the SDK provider's processors.
 
-Why not the SDK's ``Logger.emit``: it builds a ``ReadWriteLogRecord`` with a validating ``BoundedAttributes``
-and the batch processor then copies it into a ``ReadableLogRecord`` — ~40 µs of CPU per record here, once per
-proxied request. This logger builds the ``ReadableLogRecord`` directly and queues it in the SDK
-``BatchLogRecordProcessor`` (its queue, batching, export and ``OTEL_BLRP_*`` configuration); any other
-processor gets the SDK's own record through ``on_emit``. Attribute count and length limits are the SDK
-provider's (``OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT``, ``..._VALUE_LENGTH_LIMIT``).
+Why not the SDK's ``Logger.emit``: it builds an API ``LogRecord`` (reading the span from the context), a
+``ReadWriteLogRecord`` with a validating ``BoundedAttributes``, and the batch processor then copies it into a
+``ReadableLogRecord`` — ~40 µs of CPU per record here, once per proxied request. For a record whose attributes
+are plain (string keys; str, bool, int and float values) and within the provider's log record limits
+(``OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT``, ``..._VALUE_LENGTH_LIMIT``), this logger builds the
+``ReadableLogRecord`` directly and queues it in the SDK ``BatchLogRecordProcessor`` (its queue, batching,
+export and ``OTEL_BLRP_*`` configuration); any other processor gets the SDK's own ``ReadWriteLogRecord``
+through ``on_emit``. Anything else (values to clean, attributes to drop or truncate, an exception, a record
+made elsewhere) is emitted by the SDK's own logger, so limits, dropped counts and warnings are the SDK's.
 """
 
 from __future__ import annotations
@@ -16,15 +19,51 @@ from typing import Any
 from opentelemetry._logs import Logger as APILogger
 from opentelemetry._logs import LoggerProvider as APILoggerProvider
 from opentelemetry._logs import LogRecord, SeverityNumber
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
+from opentelemetry.sdk._logs import Logger as SDKLogger
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, get_current_span
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AnyValue, Attributes
 
-from app.telemetry.lean_trace import clean_attributes
+from app.telemetry.lean_trace import LeanSpan
 
 _DETACHED = Context()  # what the batch processor keeps instead of the request's context
+_PLAIN = frozenset((str, bool, int, float))  # values the SDK keeps as they are
+_new = object.__new__
+
+
+def api_log_record(
+    span_context: SpanContext,
+    timestamp: int | None,
+    observed_timestamp: int,
+    context: Context,
+    severity_number: SeverityNumber | None,
+    severity_text: str | None,
+    body: AnyValue,
+    attributes: Attributes,
+    event_name: str | None,
+) -> LogRecord:
+    """What ``LogRecord(...)`` makes from these (no exception; ``span_context`` that of the span in the
+    context it was given), without its keyword-argument handling: the same attributes, set directly."""
+    record: LogRecord = _new(LogRecord)
+    record.__dict__ = {
+        "timestamp": timestamp,
+        "observed_timestamp": observed_timestamp,
+        "context": context,
+        "trace_id": span_context.trace_id,
+        "span_id": span_context.span_id,
+        "trace_flags": span_context.trace_flags,
+        "severity_text": severity_text,
+        "severity_number": severity_number,
+        "body": body,
+        "attributes": attributes,
+        "event_name": event_name,
+        "exception": None,
+    }
+    return record
 
 
 class LeanLogger(APILogger):
@@ -35,12 +74,10 @@ class LeanLogger(APILogger):
         self._resource = provider.resource
         limits = provider._log_record_limits
         self._limits = limits
-        self._max_attributes = limits.max_attributes
-        self._max_length = limits.max_attribute_length
-
-    def _sdk_logger(self) -> APILogger:
-        scope = self._scope
-        return self._provider.get_logger(scope.name, scope.version, scope.schema_url, scope.attributes)
+        # The limits the SDK applies to log records: the OTEL_LOGRECORD_* ones, else the global ones.
+        self._max_attributes = limits.max_log_record_attributes
+        self._max_length = limits.max_log_record_attribute_length
+        self._sdk = provider.get_logger(scope.name, scope.version, scope.schema_url, scope.attributes)
 
     def enabled(
         self,
@@ -49,9 +86,7 @@ class LeanLogger(APILogger):
         severity_number: SeverityNumber | None = None,
         event_name: str | None = None,
     ) -> bool:
-        return self._sdk_logger().enabled(
-            context=context, severity_number=severity_number, event_name=event_name
-        )
+        return self._sdk.enabled(context=context, severity_number=severity_number, event_name=event_name)
 
     def emit(
         self,
@@ -67,38 +102,111 @@ class LeanLogger(APILogger):
         event_name: str | None = None,
         exception: BaseException | None = None,
     ) -> None:
-        if record is not None or exception is not None:  # the SDK's path: records made elsewhere, exceptions
-            self._sdk_logger().emit(  # type: ignore[call-overload,misc]
-                record,
-                timestamp=timestamp,
-                observed_timestamp=observed_timestamp,
-                context=context,
-                severity_number=severity_number,
-                severity_text=severity_text,
-                body=body,
-                attributes=attributes,
-                event_name=event_name,
-                exception=exception,
-            )
-            return
-        attrs = self._limited(clean_attributes(attributes))
-        api_record = LogRecord(
+        if record is None and exception is None:
+            # A copy: the batch processor keeps the record's attributes, the caller keeps its mapping.
+            attrs = dict(attributes) if attributes else {}
+            if self.emit_owned(
+                timestamp,
+                observed_timestamp,
+                context,
+                severity_number,
+                severity_text,
+                body,
+                attrs,
+                event_name,
+            ):
+                return
+        self._sdk.emit(  # type: ignore[call-overload,misc]
+            record,
             timestamp=timestamp,
-            observed_timestamp=observed_timestamp or time_ns(),
+            observed_timestamp=observed_timestamp,
             context=context,
-            severity_text=severity_text,
             severity_number=severity_number,
+            severity_text=severity_text,
             body=body,
-            attributes=attrs,
+            attributes=attributes,
             event_name=event_name,
+            exception=exception,
         )
-        for processor in self._provider._multi_log_record_processor._log_record_processors:
+
+    def emit_owned(
+        self,
+        timestamp: int | None,
+        observed_timestamp: int | None,
+        context: Context | None,
+        severity_number: SeverityNumber | None,
+        severity_text: str | None,
+        body: AnyValue,
+        attributes: dict[str, Any],
+        event_name: str | None,
+        plain: bool = False,
+    ) -> bool:
+        """``emit`` for a caller that hands over its ``attributes`` dict (no longer to change it); positional.
+        ``plain``: the caller vouches that every key is a non-empty str and every value a str, bool, int or
+        float (values it made itself), so they are not checked again.
+
+        Returns False, having emitted nothing, when the record needs the SDK's logger (attributes to clean,
+        drop or truncate); the caller then emits it with :meth:`emit`."""
+        sdk = self._sdk
+        if sdk.__class__ is not SDKLogger:
+            return False
+        if self._max_attributes is not None and len(attributes) > self._max_attributes:
+            return False
+        limit = self._max_length
+        if not plain or limit is not None:
+            for key, value in attributes.items():
+                kind = value.__class__
+                if kind not in _PLAIN or key.__class__ is not str or not key:
+                    return False
+                if limit is not None and kind is str and len(value) > limit:
+                    return False
+        if not sdk._is_enabled():  # a logger configurator disabled it: as the SDK's emit, nothing
+            return True
+        if not context:
+            context = get_current()
+        if observed_timestamp is None:
+            observed_timestamp = time_ns()
+        span = context.get(_SPAN_KEY)
+        if span.__class__ is not LeanSpan:  # what get_current_span checks, for any other span (or none)
+            span = get_current_span(context)
+        span_context = span.get_span_context()
+        sdk._logger_metrics.emit_log()
+        processors = self._provider._multi_log_record_processor._log_record_processors
+        for processor in processors:
             if type(processor) is BatchLogRecordProcessor:
-                api_record.context = _DETACHED
-                processor._batch_processor.emit(
-                    ReadableLogRecord(api_record, self._resource, self._scope, self._limits)
+                # What its on_emit queues: a copy of the API record, detached from the request's context.
+                api_record = api_log_record(
+                    span_context,
+                    timestamp,
+                    observed_timestamp,
+                    _DETACHED,
+                    severity_number,
+                    severity_text,
+                    body,
+                    attributes,
+                    event_name,
                 )
+                # ReadableLogRecord(api_record, resource, scope, limits), without the frozen dataclass's
+                # four object.__setattr__ calls: the same instance.
+                readable = _new(ReadableLogRecord)
+                fields = readable.__dict__
+                fields["log_record"] = api_record
+                fields["resource"] = self._resource
+                fields["instrumentation_scope"] = self._scope
+                fields["limits"] = self._limits
+                processor._batch_processor.emit(readable)
             else:
+                api_record = api_log_record(
+                    span_context,
+                    timestamp,
+                    observed_timestamp,
+                    context,
+                    severity_number,
+                    severity_text,
+                    body,
+                    dict(attributes),
+                    event_name,
+                )
                 processor.on_emit(
                     ReadWriteLogRecord._from_api_log_record(
                         record=api_record,
@@ -107,16 +215,7 @@ class LeanLogger(APILogger):
                         limits=self._limits,
                     )
                 )
-
-    def _limited(self, attributes: dict[str, Any]) -> dict[str, Any]:
-        if self._max_attributes is not None and len(attributes) > self._max_attributes:
-            attributes = dict(list(attributes.items())[: self._max_attributes])
-        limit = self._max_length
-        if limit is not None:
-            for key, value in attributes.items():
-                if value.__class__ is str and len(value) > limit:
-                    attributes[key] = value[:limit]
-        return attributes
+        return True
 
 
 class LeanLoggerProvider(APILoggerProvider):

@@ -269,50 +269,248 @@ class SpanEncoder:
         return self._grouping.request(grouped)
 
 
+_SMALL = tuple(bytes((i,)) for i in range(0x80))  # one-byte varints
+_LOG_HEADS_LIMIT = 1024
+
+
+def _length(n: int) -> bytes:
+    """The varint of a length, without _varint's loop for the common one- and two-byte ones."""
+    if n < 0x80:
+        return _SMALL[n]
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    return _varint(n)
+
+
+_FULL: dict[Any, bytes] = {}  # the values of a key no longer cached (never written to)
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+class _LogAttributes:
+    """The log records' KeyValue fields: each key's encoding once, and the encoded pair for values that
+    repeat (tenant, models, status...). A key that has had ``_PER_KEY_LIMIT`` distinct values (request and
+    response ids, durations) no longer has its values cached: they are encoded each time, inline."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[Any, bytes]] = {}  # key → (value or (type, value)) → its field
+        self._prefixes: dict[str, bytes | None] = {}  # key → its Key field (None: the SDK encodes its pairs)
+        self._size = 0
+
+    def _clear(self) -> None:
+        self._values.clear()
+        self._prefixes.clear()
+        self._size = 0
+
+    def _new_key(self, key: str) -> dict[Any, bytes]:
+        if len(self._values) >= _CACHE_LIMIT:
+            self._clear()
+        try:
+            self._prefixes[key] = _ld(b"\x0a", key.encode()) if key else b""
+        except UnicodeEncodeError:
+            self._prefixes[key] = None
+        values = self._values[key] = {}
+        return values
+
+    def _field(self, key: str, value: Any, kind: type) -> bytes | None:
+        """The KeyValue field of one pair; None for a pair the SDK's encoder skips too."""
+        prefix = self._prefixes[key]
+        any_value: bytes | None = None
+        if prefix is not None:
+            if kind is str:
+                try:
+                    encoded = value.encode()
+                except UnicodeEncodeError:
+                    encoded = None
+                if encoded is not None:
+                    n = len(encoded)
+                    # KeyValue = key, 0x12, len, AnyValue (0x0a, len, the bytes): all lengths one byte?
+                    if n + len(prefix) < 124:
+                        return b"".join(
+                            (
+                                b"\x32",
+                                _SMALL[n + len(prefix) + 4],
+                                prefix,
+                                b"\x12",
+                                _SMALL[n + 2],
+                                b"\x0a",
+                                _SMALL[n],
+                                encoded,
+                            )
+                        )
+                    any_value = b"\x0a" + _length(n) + encoded
+            elif kind is float:
+                if len(prefix) < 117:
+                    return b"".join(
+                        (b"\x32", _SMALL[len(prefix) + 11], prefix, b"\x12\x09\x21", _pack_d(value))
+                    )
+                any_value = b"\x21" + _pack_d(value)
+            elif kind is int:
+                if value in _INT64:
+                    any_value = b"\x18" + _varint(value)
+            elif kind is bool:
+                any_value = b"\x10\x01" if value else b"\x10\x00"
+        if any_value is not None:
+            kv = prefix + b"\x12" + _length(len(any_value)) + any_value  # type: ignore[operator]
+        else:  # string arrays, the other arrays, maps, bytes, None: as _AttributeCache encodes them
+            kv = _AttributeCache._encode_pair(key, value) if prefix is not None else None
+            if kv is None:
+                try:
+                    kv = bytes(_encode_key_value(key, value).SerializeToString())
+                except Exception:  # the SDK's encoder logs and skips such attributes too
+                    return None
+        return b"\x32" + _length(len(kv)) + kv
+
+    def _remember(self, key: str, values: dict[Any, bytes], value_key: Any, field: bytes) -> None:
+        if len(values) >= _PER_KEY_LIMIT:
+            # A key with this many distinct values will not repeat: caching them would only churn.
+            self._size -= len(values)
+            self._values[key] = _FULL
+            return
+        if self._size >= _CACHE_LIMIT:
+            self._clear()
+            values = self._new_key(key)
+        values[value_key] = field
+        self._size += 1
+
+    def encode(self, attributes: Any) -> bytes:
+        if not attributes:
+            return b""
+        values_of = self._values
+        out: list[bytes] = []
+        append = out.append
+        for key, value in _plain(attributes).items():
+            values = values_of.get(key)
+            if values is None:
+                values = self._new_key(key)
+            kind = value.__class__
+            value_key: Any = None
+            if values is not _FULL:
+                if kind is str:
+                    value_key = value
+                elif kind is bool or kind is int or kind is float:
+                    value_key = (kind, value)  # True, 1 and 1.0 are equal in Python, not on the wire
+                if value_key is not None:
+                    hit = values.get(value_key)
+                    if hit is not None:
+                        append(hit)
+                        continue
+            field = self._field(key, value, kind)
+            if field is None:
+                continue
+            append(field)
+            if value_key is not None:
+                self._remember(key, values, value_key, field)
+        return b"".join(out)
+
+
 class LogEncoder:
     def __init__(self) -> None:
-        self._attrs = _AttributeCache(b"\x32")
+        self._attrs = _LogAttributes()
         self._grouping = _Grouping(b"\x12")
+        # (body, severity text) → (severity number, the three fields), for string bodies (they repeat)
+        self._heads: dict[tuple[str, str], tuple[Any, bytes]] = {}
+        self._event_names: dict[str, bytes] = {}
+        self._flags: dict[int, bytes] = {}
+
+    def _head(self, severity: Any, severity_text: Any, body: Any) -> bytes:
+        parts = []
+        if severity:
+            parts.append(b"\x10" + _varint(severity))
+        if severity_text:
+            parts.append(_ld(b"\x1a", severity_text.encode()))
+        encoded = _any_value(body) if body is not None else b""
+        if encoded is None:
+            from opentelemetry.exporter.otlp.proto.common._internal import _encode_value
+
+            encoded = _encode_value(body).SerializeToString()
+        parts.append(_ld(b"\x2a", encoded))
+        return b"".join(parts)
 
     def encode_log(self, readable: ReadableLogRecord) -> bytes:
         record = readable.log_record
         parts = []
         if record.timestamp:
             parts.append(b"\x09" + _pack_q(record.timestamp))
-        severity = getattr(record.severity_number, "value", None)
-        if severity:
-            parts.append(b"\x10" + _varint(severity))
-        if record.severity_text:
-            parts.append(_ld(b"\x1a", record.severity_text.encode()))
-        body = _any_value(record.body) if record.body is not None else b""
-        if body is None:
-            from opentelemetry.exporter.otlp.proto.common._internal import _encode_value
-
-            body = _encode_value(record.body).SerializeToString()
-        parts.append(_ld(b"\x2a", body))
-        parts.append(self._attrs.encode(record.attributes))
-        if readable.dropped_attributes:
-            parts.append(b"\x38" + _varint(readable.dropped_attributes))
-        flags = int(record.trace_flags) if record.trace_flags is not None else 0
+        severity_number = record.severity_number
+        body = record.body
+        if body.__class__ is str and record.severity_text.__class__ is str:
+            # Keyed by the strings; the severity compared by identity (an Enum's .value and hash are Python)
+            head_key = (body, record.severity_text)
+            cached = self._heads.get(head_key)
+            if cached is not None and cached[0] is severity_number:
+                head = cached[1]
+            else:
+                if len(self._heads) >= _LOG_HEADS_LIMIT:
+                    self._heads.clear()
+                head = self._head(getattr(severity_number, "value", None), record.severity_text, body)
+                self._heads[head_key] = (severity_number, head)
+            parts.append(head)
+        else:
+            parts.append(self._head(getattr(severity_number, "value", None), record.severity_text, body))
+        attributes = record.attributes
+        parts.append(self._attrs.encode(attributes))
+        # Only the SDK's BoundedAttributes count dropped ones (a plain dict: no isinstance check on an ABC)
+        dropped = 0 if attributes.__class__ is dict else readable.dropped_attributes
+        if dropped:
+            parts.append(b"\x38" + _varint(dropped))
+        flags = record.trace_flags
         if flags:
-            parts.append(b"\x45" + _pack_i(flags))
+            encoded_flags = self._flags.get(flags)
+            if encoded_flags is None:
+                if len(self._flags) >= 256:
+                    self._flags.clear()
+                encoded_flags = self._flags[int(flags)] = b"\x45" + _pack_i(int(flags))
+            parts.append(encoded_flags)
         if record.trace_id:
             parts.append(b"\x4a\x10" + record.trace_id.to_bytes(16, "big"))
         if record.span_id:
             parts.append(b"\x52\x08" + record.span_id.to_bytes(8, "big"))
         if record.observed_timestamp:
             parts.append(b"\x59" + _pack_q(record.observed_timestamp))
-        if record.event_name:
-            parts.append(_ld(b"\x62", record.event_name.encode()))
+        event_name = record.event_name
+        if event_name:
+            encoded_name = self._event_names.get(event_name)
+            if encoded_name is None:
+                if len(self._event_names) >= _LOG_HEADS_LIMIT:
+                    self._event_names.clear()
+                encoded_name = self._event_names[event_name] = _ld(b"\x62", event_name.encode())
+            parts.append(encoded_name)
         return b"".join(parts)
 
     def encode(self, batch: Sequence[ReadableLogRecord]) -> bytes:
         grouped: _Grouped = {}
+        resource: Any = None
+        scope: Any = None
+        items: list[bytes] = []
         for readable in batch:
-            _group(grouped, readable.resource, readable.instrumentation_scope or None).append(
-                self.encode_log(readable)
-            )
-        return self._grouping.request(grouped)
+            # The records of one logger share its resource and scope objects: grouped without hashing
+            # and comparing the scope (InstrumentationScope's __hash__/__eq__ are Python) for each record.
+            if readable.resource is not resource or readable.instrumentation_scope is not scope or not items:
+                resource, scope = readable.resource, readable.instrumentation_scope
+                items = _group(grouped, resource, scope or None)
+            record = self.encode_log(readable)
+            items.append(b"\x12" + _length(len(record)) + record)  # ScopeLogs.log_records (2)
+        return self._request(grouped)
+
+    def _request(self, grouped: _Grouped) -> bytes:
+        """As _Grouping.request, for items that are already length-delimited fields."""
+        grouping = self._grouping
+        resources = []
+        for resource, scopes in grouped.values():
+            scope_parts = []
+            for scope, items in scopes.values():
+                # ScopeLogs: scope (1), log_records (2), schema_url (3)
+                body = grouping._encoded(scope, _encode_instrumentation_scope) + b"".join(items)
+                schema = scope.schema_url if scope is not None else None
+                if schema:
+                    body += _ld(b"\x1a", schema.encode())
+                scope_parts.append(b"\x12" + _length(len(body)) + body)
+            # ResourceLogs: resource (1), scope_logs (2), schema_url (3)
+            body = grouping._encoded(resource, _encode_resource) + b"".join(scope_parts)
+            if resource.schema_url:
+                body += _ld(b"\x1a", resource.schema_url.encode())
+            resources.append(b"\x0a" + _length(len(body)) + body)
+        return b"".join(resources)
 
 
 class _RawExportStub:

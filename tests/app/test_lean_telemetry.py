@@ -407,3 +407,190 @@ def test_exemplars_follow_the_context_of_each_measurement() -> None:
         [(0.7, a.get_span_context().span_id, a.get_span_context().trace_id),
          (2.0, b.get_span_context().span_id, b.get_span_context().trace_id)]
     )  # fmt: skip
+
+
+# --- the request log's fast path ----------------------------------------------------------------------------
+
+# What GenAICall._log hands over: values the gateway made (str, bool, int, float), for the fast path.
+REQUEST_ATTRS: dict[str, Any] = {
+    "llm_gateway.request.id": "req_0123456789",
+    "llm_gateway.tenant": "acme",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "llm_gateway.provider.simulated": False,
+    "gen_ai.request.stream": True,
+    "http.response.status_code": 200,
+    "llm_gateway.duration_ms": 12.345,
+    "gen_ai.usage.input_tokens": 12,
+    "gen_ai.response.id": "chatcmpl-héllo ✓",
+}
+
+
+def _emit_plain(provider: Any, attrs: dict[str, Any], n: int = 3) -> None:
+    """Request-log-like records, through ``emit`` (kwargs) and, for a lean logger, ``emit_owned``."""
+    logger = provider.get_logger("app.gateway", "1.0")
+    with TracerProvider().get_tracer("t").start_as_current_span("chat") as span:
+        ctx = trace.set_span_in_context(span)
+        for i in range(n):
+            args = (
+                1_700_000_000_000_000_000 + i,
+                1_700_000_000_000_000_500 + i,
+                ctx,
+                SeverityNumber.WARN if i % 2 else SeverityNumber.INFO,
+                "WARN" if i % 2 else "INFO",
+                f"chat completion {i % 2}",
+                {**attrs, "llm_gateway.request.id": f"req_{i}"},
+                "llm_gateway.request",
+            )
+            emit_owned = getattr(logger, "emit_owned", None)
+            if i % 2 and emit_owned is not None:
+                if not emit_owned(*args, True):
+                    logger.emit(**dict(zip(_EMIT_KEYS, args, strict=True)))
+            else:
+                logger.emit(**dict(zip(_EMIT_KEYS, args, strict=True)))
+    logger.emit(body="outside any span", attributes={"k": "v"}, observed_timestamp=7)
+
+
+_EMIT_KEYS = (
+    "timestamp",
+    "observed_timestamp",
+    "context",
+    "severity_number",
+    "severity_text",
+    "body",
+    "attributes",
+    "event_name",
+)
+
+
+def _exported_logs(wrap: Callable[[Any], Any], batch: bool, emit: Callable[[Any], None]) -> list[Any]:
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    sdk = LoggerProvider(resource=RESOURCE)
+    sdk.add_log_record_processor(
+        BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
+    )
+    emit(wrap(sdk))
+    sdk.force_flush()
+    logs = list(exporter.get_finished_logs())
+    sdk.shutdown()
+    return logs
+
+
+def _same_ids(request: ExportLogsServiceRequest) -> ExportLogsServiceRequest:
+    """The trace/span ids of records made in a span (each run has its own span)."""
+    for rl in request.resource_logs:
+        for sl in rl.scope_logs:
+            for record in sl.log_records:
+                if record.trace_id:
+                    record.trace_id, record.span_id = b"t" * 16, b"s" * 8
+    return request
+
+
+LIMITS = [
+    {},
+    {"OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT": "4"},
+    {"OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT": "5"},
+    {"OTEL_ATTRIBUTE_COUNT_LIMIT": "3", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "200"},
+    {"OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT": "0"},
+    {"OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT": "9", "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64"},
+]
+
+
+@pytest.mark.filterwarnings("ignore:Log record attributes were dropped")  # the SDK warns, as it should
+@pytest.mark.parametrize(
+    "env", LIMITS, ids=lambda e: ",".join(f"{k[5:]}={v}" for k, v in e.items()) or "none"
+)
+@pytest.mark.parametrize("batch", [False, True])
+def test_plain_records_and_limits_are_what_the_sdk_makes(
+    batch: bool, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    attrs = {**REQUEST_ATTRS, "llm_gateway.long": "x" * 100}
+    sdk_logs, lean_logs = (
+        _exported_logs(wrap, batch, lambda p: _emit_plain(p, attrs))
+        for wrap in (lambda p: p, LeanLoggerProvider)
+    )
+    assert len(sdk_logs) == len(lean_logs) == 4
+    sdk_request, lean_request = encode_logs(sdk_logs), encode_logs(lean_logs)
+    assert _same_ids(lean_request) == _same_ids(sdk_request)
+    for sdk_record, lean_record in zip(sdk_logs, lean_logs, strict=True):
+        assert lean_record.dropped_attributes == sdk_record.dropped_attributes
+        assert dict(lean_record.log_record.attributes or {}) == dict(sdk_record.log_record.attributes or {})
+        # Every field the SDK's record has, and no other (a new API field would show here).
+        assert vars(lean_record.log_record).keys() == vars(sdk_record.log_record).keys()
+        assert lean_record.instrumentation_scope == sdk_record.instrumentation_scope
+        assert lean_record.limits == sdk_record.limits or (
+            vars(lean_record.limits) == vars(sdk_record.limits)
+        )
+        if batch:  # what the batch processor keeps: no reference to the request's context
+            assert lean_record.log_record.context == sdk_record.log_record.context == {}
+    assert ExportLogsServiceRequest.FromString(LogEncoder().encode(lean_logs)) == encode_logs(lean_logs)
+
+
+def test_a_plain_record_is_not_changed_by_its_caller_afterwards() -> None:
+    attrs = dict(REQUEST_ATTRS)
+
+    def emit(provider: Any) -> None:
+        provider.get_logger("app.gateway").emit(body="b", attributes=attrs)
+        attrs["llm_gateway.tenant"] = "changed"
+
+    (record,) = _exported_logs(LeanLoggerProvider, True, emit)
+    assert record.log_record.attributes["llm_gateway.tenant"] == "acme"
+
+
+def test_the_request_log_emits_what_the_sdk_logger_emits() -> None:
+    """GenAICall._log's record through RequestLog: the lean path vs the SDK's logger behind the handler."""
+    import logging
+
+    from app.genai_call import CallMeta, GenAICall
+    from app.request_log import RequestLog, gateway_logger
+
+    def emit(provider: Any) -> None:
+        logger = gateway_logger(provider, True, stderr=False)
+        meta = CallMeta("req_1", "acme", "u_hash", "alias", "gpt-4o-mini", True)
+        with TracerProvider().get_tracer("t").start_as_current_span("chat") as span:
+            call: Any = type("Call", (), {})()
+            call.meta, call.provider_name, call.retries = meta, "openai", 1
+            call.provider = type("P", (), {"simulated": False})()
+            call.request_log, call.context = RequestLog(logger), trace.set_span_in_context(span)
+            usage = {"gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 5}
+            GenAICall._log(call, 200, 0.0123456, "chatcmpl-1", "gpt-4o-mini-2024", usage, None, 0.004)
+            GenAICall._log(call, 429, 0.5, None, None, {}, "rate_limited", None)
+            GenAICall._log(call, 200, 0.1, 12345, None, {}, None, None)  # an odd upstream id: cleaned
+            GenAICall._log(call, 200, 0.1, ["a", 1], None, {}, None, None)
+        for handler in logger.handlers:
+            logger.removeHandler(handler)
+        logging.getLogger(logger.name).handlers.clear()
+
+    sdk_logs, lean_logs = (_exported_logs(wrap, True, emit) for wrap in (lambda p: p, LeanLoggerProvider))
+    assert len(sdk_logs) == len(lean_logs) == 4
+    for sdk_record, lean_record in zip(sdk_logs, lean_logs, strict=True):
+        for record in (sdk_record.log_record, lean_record.log_record):
+            record.timestamp = record.observed_timestamp = 1  # the clock's
+    assert _same_ids(encode_logs(lean_logs)) == _same_ids(encode_logs(sdk_logs))
+    assert ExportLogsServiceRequest.FromString(LogEncoder().encode(lean_logs)) == encode_logs(lean_logs)
+    first = lean_logs[0].log_record
+    assert first.event_name == "llm_gateway.request" and first.severity_text == "INFO" and first.trace_id
+
+
+def test_plain_records_reach_a_real_grpc_receiver_as_the_sdk_encodes_them() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "gateway"))
+    from otlp_sink import OtlpSink
+
+    logs = _exported_logs(LeanLoggerProvider, True, lambda p: _emit_plain(p, REQUEST_ATTRS, n=600))
+    sink = OtlpSink(keep=True).start()
+    try:
+        exporter = FastOTLPLogExporter(endpoint=sink.endpoint, insecure=True)
+        for _ in range(2):  # the second time from the encoder's caches
+            assert exporter.export(logs).name == "SUCCESS"
+        deadline = time.monotonic() + 5
+        while sink.received.logs != 2 * len(logs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.received.logs == 2 * len(logs)
+        assert sink.received.log_requests == [encode_logs(logs)] * 2
+        exporter.shutdown()
+    finally:
+        sink.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -138,3 +139,73 @@ def test_a_key_with_ever_new_values_stops_being_cached(monkeypatch: Any) -> None
     encoder = SpanEncoder()
     assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
     assert len(encoder._attrs._items["id"]) == 8 and encoder._attrs._size == 9  # "same" stays cached
+
+
+def _log_records(attributes: list[dict[str, Any]]) -> Any:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "enc"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("app.gateway")
+    for i, attrs in enumerate(attributes):
+        logger.emit(
+            timestamp=1_700_000_000_000_000_000 + i,
+            severity_number=SeverityNumber.INFO,
+            severity_text="INFO",
+            body=f"body {i % 3}",
+            attributes=attrs,
+            event_name="llm_gateway.request",
+        )
+    return exporter.get_finished_logs()
+
+
+@pytest.mark.filterwarnings("ignore:Log record attributes were dropped")  # the empty key, by the SDK
+def test_log_attributes_encode_exactly_as_the_sdk_whatever_they_repeat(monkeypatch: Any) -> None:
+    import app.telemetry.otlp_encode as mod
+
+    monkeypatch.setattr(mod, "_PER_KEY_LIMIT", 8)
+    records = [
+        {
+            "id": f"req_{i}",  # never repeats: stops being cached
+            "same": "x",
+            "n": i % 4,
+            "flag": i % 2 == 0,  # True/False after 1/0 under another key: not mixed up
+            "one": [1, True, 1.0][i % 3],
+            "tuple": [(1, 2), (True, 2), (1.0, 2)][i % 3],
+            "ms": i / 7,
+            "big": 2**64 + i,  # beyond int64: skipped, as the SDK's encoder skips it
+            "neg": -i,
+            "unicode": "héllo ✓" * (i % 2),
+            "": "empty key",
+            **ODD_VALUES,
+        }
+        for i in range(40)
+    ]
+    logs = _log_records(records)
+    encoder = LogEncoder()
+    for _ in range(2):
+        assert ExportLogsServiceRequest.FromString(encoder.encode(logs)) == encode_logs(logs)
+    assert encoder._attrs._values["id"] is mod._FULL and encoder._attrs._values["same"]
+
+
+def test_log_attribute_cache_is_bounded(monkeypatch: Any) -> None:
+    import app.telemetry.otlp_encode as mod
+
+    monkeypatch.setattr(mod, "_CACHE_LIMIT", 4)
+    logs = _log_records([{f"k{i % 7}": f"v{i}", "same": "x"} for i in range(30)])
+    encoder = LogEncoder()
+    assert ExportLogsServiceRequest.FromString(encoder.encode(logs)) == encode_logs(logs)
+    assert encoder._attrs._size <= 4 and len(encoder._attrs._values) <= 4
+
+
+def test_log_records_of_several_loggers_and_resources_are_grouped_as_the_sdk_groups_them() -> None:
+    exporter = InMemoryLogRecordExporter()
+    providers = [LoggerProvider(resource=Resource.create({"service.name": n})) for n in ("a", "b")]
+    for provider in providers:
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    loggers = [p.get_logger(name, "1", schema_url="https://s") for p in providers for name in ("x", "y", "x")]
+    for i in range(12):
+        loggers[i * 5 % len(loggers)].emit(body=f"r{i}", attributes={"i": i})
+    for severity in (SeverityNumber.INFO, SeverityNumber.WARN, None, SeverityNumber.INFO):  # one body, text
+        loggers[0].emit(body="same", severity_text="X", severity_number=severity)
+    logs = exporter.get_finished_logs()
+    assert ExportLogsServiceRequest.FromString(LogEncoder().encode(logs)) == encode_logs(logs)
