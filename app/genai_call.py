@@ -181,8 +181,16 @@ class GenAICall:
             return
         self.finished = True
         duration = time.perf_counter() - self.started
-        if response_model and model_name_problem(response_model) is not None:
-            response_model = None  # an upstream's odd model field never becomes an attribute or a label
+        # An upstream's id/model/fingerprint are whatever its JSON held: only well-formed strings are kept (an
+        # odd model never becomes an attribute or a label; an odd id never a feedback key).
+        if response_model is not None and (
+            response_model.__class__ is not str or model_name_problem(response_model) is not None
+        ):
+            response_model = None
+        if response_id is not None and response_id.__class__ is not str:
+            response_id = None
+        if system_fingerprint is not None and system_fingerprint.__class__ is not str:
+            system_fingerprint = None
         if not self.telemetry:
             self._remember(response_id, response_model, error_type)
             if self._log_on:

@@ -51,6 +51,9 @@ _PER_KEY_LIMIT = 256
 _Grouped = dict[int, tuple[Any, dict[Any, tuple[Any, list[bytes]]]]]
 
 
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
 def _varint(value: int) -> bytes:
     if value < 0:
         value += 1 << 64  # int64 two's complement: ten bytes
@@ -77,7 +80,8 @@ def _any_value(value: Any) -> bytes | None:
     if kind is bool:
         return b"\x10\x01" if value else b"\x10\x00"
     if kind is int:
-        return b"\x18" + _varint(value)
+        # Beyond int64 the SDK's encoder fails on the value and skips the attribute: so does its fallback.
+        return b"\x18" + _varint(value) if value in _INT64 else None
     if kind is float:
         return b"\x21" + _pack_d(value)
     if kind is tuple and all(v.__class__ is str for v in value):
@@ -111,12 +115,19 @@ class _AttributeCache:
             by_value = items.get(key)
             if by_value is None:
                 by_value = items[key] = {}
-            value_key: Any = value if value.__class__ is str else (value.__class__, value)
-            try:
-                encoded = by_value.get(value_key)
-            except TypeError:  # unhashable: a list or a map
-                encoded = None
-                value_key = None
+            kind = value.__class__
+            # True, 1 and 1.0 are equal in Python, not on the wire: scalars are looked up with their type;
+            # string tuples as they are; any other tuple ((1, 0) == (True, False)) or value is not cached.
+            value_key: Any = (
+                value
+                if kind is str
+                else (kind, value)
+                if kind is bool or kind is int or kind is float
+                else (tuple, value)
+                if kind is tuple and all(v.__class__ is str for v in value)
+                else None
+            )
+            encoded = by_value.get(value_key) if value_key is not None else None
             if encoded is None:
                 kv = self._encode_pair(key, value)
                 if kv is None:
@@ -283,7 +294,6 @@ def _length(n: int) -> bytes:
 
 
 _FULL: dict[Any, bytes] = {}  # the values of a key no longer cached (never written to)
-_INT64 = range(-(1 << 63), 1 << 63)
 
 
 class _LogAttributes:

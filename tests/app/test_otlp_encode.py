@@ -82,6 +82,32 @@ def test_spans_encode_exactly_as_the_sdk() -> None:
     assert encoder.encode([]) == b""
 
 
+def test_span_attributes_equal_in_python_but_not_on_the_wire_encode_as_the_sdk() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    values: list[Any] = [
+        (1, 0),
+        (True, False),
+        (1.0, 0.0),
+        1,
+        True,
+        1.0,
+        ("a",),
+        2**63,
+        -(2**63) - 1,
+        2**63 - 1,
+    ]
+    for _ in range(2):  # the second round would come from the cache
+        for value in values:
+            tracer.start_span("s", attributes={"v": value}).end()
+    spans = exporter.get_finished_spans()
+    encoder = SpanEncoder()
+    for _ in range(2):
+        assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
+
+
 def test_span_attribute_cache_is_bounded(monkeypatch: Any) -> None:
     import app.telemetry.otlp_encode as mod
 
