@@ -16,6 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
+from app.telemetry.lean_metrics import LeanMeterProvider
 from app.telemetry.lean_trace import owned_span_starter
 from app.telemetry.propagation import inject_trace_context
 
@@ -28,7 +29,9 @@ class HttpClientTelemetry:
         self.tracer = tracer_provider.get_tracer("app.gateway.http_client", __version__)
         self._start_span = owned_span_starter(self.tracer)
         meter = meter_provider.get_meter("app.gateway.http_client", __version__)
-        self.duration = meter.create_histogram(
+        # The lean provider's instruments take prebuilt attribute tuples (app/telemetry/lean_metrics.py).
+        self.lean = meter_provider if isinstance(meter_provider, LeanMeterProvider) else None
+        self.duration: Any = meter.create_histogram(
             "http.client.request.duration",
             unit="s",
             description="Duration of HTTP client requests.",
@@ -71,16 +74,24 @@ class HttpCall:
         if self._ended:
             return
         self._ended = True
-        attrs = dict(self._base)
+        attrs = list(self._base.items())
         end_attrs: dict[str, Any] = {}
         if self._status is not None:
-            attrs["http.response.status_code"] = end_attrs["http.response.status_code"] = self._status
+            attrs.append(("http.response.status_code", self._status))
+            end_attrs["http.response.status_code"] = self._status
             if error_type is None and self._status >= 400:
                 error_type = str(self._status)
         if error_type is not None:
-            attrs["error.type"] = end_attrs["error.type"] = error_type
+            attrs.append(("error.type", error_type))
+            end_attrs["error.type"] = error_type
             self.span.set_status(Status(StatusCode.ERROR))
         if end_attrs:
             self.span.set_attributes(end_attrs)
-        self._owner.duration.record(time.perf_counter() - self._started, attrs, context=self._context)
+        duration = time.perf_counter() - self._started
+        owner = self._owner
+        if owner.lean is not None:  # the exemplar is this span's, as with context=self._context
+            ids = owner.lean.exemplars.for_span(self.span.get_span_context())
+            owner.duration.record_items(duration, tuple(attrs), ids)
+        else:
+            owner.duration.record(duration, dict(attrs), context=self._context)
         self.span.end()

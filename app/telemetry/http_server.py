@@ -17,6 +17,7 @@ from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
+from app.telemetry.lean_metrics import LeanMeterProvider
 from app.telemetry.lean_trace import owned_span_starter
 
 Scope = MutableMapping[str, Any]
@@ -46,7 +47,7 @@ class ServerTelemetry:
         self._tracer = tracer_provider.get_tracer("app.gateway.http_server", __version__)
         self._start_span = owned_span_starter(self._tracer)
         meter = meter_provider.get_meter("app.gateway.http_server", __version__)
-        self._duration = meter.create_histogram(
+        self._duration: Any = meter.create_histogram(
             "http.server.request.duration",
             unit="s",
             description="Duration of HTTP server requests.",
@@ -57,6 +58,8 @@ class ServerTelemetry:
             unit="{request}",
             description="Number of active HTTP server requests.",
         )
+        # The lean provider's instruments take prebuilt attribute tuples (app/telemetry/lean_metrics.py).
+        self._lean = meter_provider if isinstance(meter_provider, LeanMeterProvider) else None
         self._routes = frozenset(routes)
         self._excluded = frozenset(excluded_paths)
 
@@ -120,21 +123,28 @@ class ServerTelemetry:
             context.detach(token)
             if status >= 500 and error_type is None:
                 error_type = str(status)
-            metric_attrs: dict[str, Any] = {
-                "http.request.method": method,
-                "url.scheme": scheme,
-                "network.protocol.version": attrs["network.protocol.version"],
-            }
+            metric_attrs: list[tuple[str, Any]] = [
+                ("http.request.method", method),
+                ("url.scheme", scheme),
+                ("network.protocol.version", attrs["network.protocol.version"]),
+            ]
             if route is not None:
-                metric_attrs["http.route"] = route
+                metric_attrs.append(("http.route", route))
             end_attrs: dict[str, Any] = {}
             if status:
-                metric_attrs["http.response.status_code"] = end_attrs["http.response.status_code"] = status
+                metric_attrs.append(("http.response.status_code", status))
+                end_attrs["http.response.status_code"] = status
             if error_type is not None:
-                metric_attrs["error.type"] = end_attrs["error.type"] = error_type
+                metric_attrs.append(("error.type", error_type))
+                end_attrs["error.type"] = error_type
                 span.set_status(Status(StatusCode.ERROR))
             if end_attrs:
                 span.set_attributes(end_attrs)
-            self._duration.record(time.perf_counter() - started, metric_attrs, context=ctx)
+            duration = time.perf_counter() - started
+            if self._lean is not None:  # the exemplar is the server span's, as with context=ctx
+                ids = self._lean.exemplars.for_span(span.get_span_context())
+                self._duration.record_items(duration, tuple(metric_attrs), ids)
+            else:
+                self._duration.record(duration, dict(metric_attrs), context=ctx)
             self._active.add(-1, active_attrs)
             span.end()

@@ -181,6 +181,11 @@ class _Sum(_Instrument):
         with self._lock:
             self.add_locked(amount, key, ids, time_ns())
 
+    def add_items(self, amount: int | float, key: _Key, ids: _Ids) -> None:
+        """``add`` with the attributes as an items tuple and the exemplar ids resolved (``for_span``)."""
+        with self._lock:
+            self.add_locked(amount, key, ids, time_ns())
+
     def add_locked(self, amount: int | float, key: _Key, ids: _Ids, now: int) -> None:
         """``add`` with the attributes as an items tuple and the exemplar ids resolved, under the
         provider's ``lock`` (held by the caller): the path of the gateway's own per-request measurements."""
@@ -282,6 +287,11 @@ class LeanHistogram(_Instrument, metrics_api.Histogram):
     ) -> None:
         key = _key(attributes)
         ids = self._exemplars.ids(context)
+        with self._lock:
+            self.record_locked(amount, key, ids, time_ns())
+
+    def record_items(self, amount: int | float, key: _Key, ids: _Ids) -> None:
+        """``record`` with the attributes as an items tuple and the exemplar ids resolved (``for_span``)."""
         with self._lock:
             self.record_locked(amount, key, ids, time_ns())
 

@@ -218,3 +218,83 @@ def test_the_upstream_step_runs_with_the_span_current_and_records_its_exception(
     assert event.name == "exception" and event.attributes is not None
     assert event.attributes["exception.type"] == "ValueError"
     assert event.attributes["exception.message"] == "upstream said no"
+
+
+def _providers(kind: str) -> tuple[Any, Any, InMemorySpanExporter, InMemoryMetricReader]:
+    exporter = InMemorySpanExporter()
+    tracer_sdk = TracerProvider(resource=RESOURCE)
+    tracer_sdk.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_sdk = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+    if kind == "lean":
+        return LeanTracerProvider(tracer_sdk), LeanMeterProvider(meter_sdk, [reader]), exporter, reader
+    return tracer_sdk, meter_sdk, exporter, reader
+
+
+def _http_round(kind: str) -> tuple[dict[str, Any], list[Any]]:
+    """Two server requests (200, 503) each with one upstream call (200, 429) through both telemetry
+    middlewares; the metrics collected (exemplar ids replaced by the span names they point at)."""
+    from app.telemetry.http_client import HttpClientTelemetry
+    from app.telemetry.http_server import ServerTelemetry
+
+    tracer_provider, meter_provider, exporter, reader = _providers(kind)
+    client = HttpClientTelemetry(tracer_provider, meter_provider)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        status = 200 if scope["path"] == "/ok" else 503
+        call = client.start("POST", "http://up/v1/chat/completions", "up", 8080, {})
+        call.status(200 if status == 200 else 429)
+        call.end()
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = ServerTelemetry(
+        app, tracer_provider=tracer_provider, meter_provider=meter_provider, routes=["/ok", "/fail"]
+    )
+
+    async def run() -> None:
+        for path in ("/ok", "/fail"):
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": path,
+                "scheme": "http",
+                "http_version": "1.1",
+                "headers": [(b"host", b"gw:8000")],
+            }
+
+            async def send(message: Any) -> None:
+                pass
+
+            async def receive() -> Any:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            await server(scope, receive, send)
+
+    asyncio.run(run())
+    spans = list(exporter.get_finished_spans())
+    names = {s.context.span_id: s.name for s in spans}
+    collected = _collected(reader)
+    for name, (unit, description, temporality, points, scope) in collected.items():
+        collected[name] = (
+            unit,
+            description,
+            temporality,
+            # durations differ between runs: count, buckets, attributes and exemplar targets must not
+            [
+                (p[0], p[1], p[2], p[4], p[5], sorted(names.get(sid, "") for _, sid, _ in p[8]))
+                for p in points
+            ],
+            scope,
+        )
+    return collected, spans
+
+
+def test_http_server_and_client_metrics_are_what_the_api_records() -> None:
+    lean, lean_spans = _http_round("lean")
+    api, api_spans = _http_round("api")
+    assert lean == api
+    assert [s.name for s in lean_spans] == [s.name for s in api_spans]
+    duration_points = lean["http.server.request.duration"][3]
+    assert sorted(e for p in duration_points for e in p[5]) == ["POST /fail", "POST /ok"]
+    assert [e for p in lean["http.client.request.duration"][3] for e in p[5]] == ["POST", "POST"]
