@@ -15,7 +15,7 @@ from app.identifiers import model_name_problem
 from app.providers.base import Provider
 from app.request_log import RequestLog
 from app.telemetry import genai as g
-from app.telemetry.lean_trace import OwnedSpanStarter
+from app.telemetry.lean_trace import OwnedSpanStarter, set_owned_attributes
 from app.telemetry.metrics import GatewayMetrics
 
 # The context of a call without telemetry: no span in it (the request log reads no trace ids from it).
@@ -160,7 +160,7 @@ class GenAICall:
 
     def record_first_chunk(self, elapsed_s: float) -> None:
         if self.telemetry:
-            self.span.set_attribute(g.RESPONSE_TIME_TO_FIRST_CHUNK, elapsed_s)
+            set_owned_attributes(self.span, {g.RESPONSE_TIME_TO_FIRST_CHUNK: elapsed_s})
 
     def finish(
         self,
@@ -209,7 +209,7 @@ class GenAICall:
             if response_id:
                 end_attrs[g.RESPONSE_ID] = response_id
             if finish_reasons:
-                end_attrs[g.RESPONSE_FINISH_REASONS] = finish_reasons
+                end_attrs[g.RESPONSE_FINISH_REASONS] = tuple(finish_reasons)
             if system_fingerprint:
                 end_attrs[g.OPENAI_SYSTEM_FINGERPRINT] = system_fingerprint
             end_attrs.update(usage_attrs)
@@ -217,7 +217,8 @@ class GenAICall:
                 end_attrs[g.OUTPUT_MESSAGES] = g.output_messages(choices)
             if error_type is not None:
                 end_attrs[g.ERROR_TYPE] = error_type
-            span.set_attributes(end_attrs)
+            # Each value is a str, bool, int or tuple of str here (upstream fields were checked above).
+            set_owned_attributes(span, end_attrs)
         if error_type is not None:
             span.set_status(Status(StatusCode.ERROR, error_message or error_type))
         ctx = self.context

@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
 from app.telemetry.lean_metrics import LeanMeterProvider
-from app.telemetry.lean_trace import owned_span_starter
+from app.telemetry.lean_trace import owned_span_starter, set_owned_attributes
 from app.telemetry.propagation import inject_trace_context
 
 # Semconv advice for http.client.request.duration.
@@ -86,7 +86,7 @@ class HttpCall:
             end_attrs["error.type"] = error_type
             self.span.set_status(Status(StatusCode.ERROR))
         if end_attrs:
-            self.span.set_attributes(end_attrs)
+            set_owned_attributes(self.span, end_attrs)
         duration = time.perf_counter() - self._started
         owner = self._owner
         if owner.lean is not None:  # the exemplar is this span's, as with context=self._context

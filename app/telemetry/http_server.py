@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
 from app.telemetry.lean_metrics import LeanMeterProvider
-from app.telemetry.lean_trace import owned_span_starter
+from app.telemetry.lean_trace import owned_span_starter, set_owned_attributes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,7 +53,7 @@ class ServerTelemetry:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=HTTP_DURATION_BUCKETS,
         )
-        self._active = meter.create_up_down_counter(
+        self._active: Any = meter.create_up_down_counter(
             "http.server.active_requests",
             unit="{request}",
             description="Number of active HTTP server requests.",
@@ -100,7 +100,14 @@ class ServerTelemetry:
             attrs["user_agent.original"] = user_agent
         span = self._start_span(f"{method} {route}" if route else method, parent, SpanKind.SERVER, attrs)
         active_attrs = {"http.request.method": method, "url.scheme": scheme}
-        self._active.add(1, active_attrs)
+        lean = self._lean
+        if lean is not None:
+            # Measured in the context around this middleware (as add() without a context would), both times.
+            active_key = tuple(active_attrs.items())
+            outer_ids = lean.exemplars.ids(None)
+            self._active.add_items(1, active_key, outer_ids)
+        else:
+            self._active.add(1, active_attrs)
         status = 0
 
         def send_noting_status(message: Message) -> Awaitable[None]:
@@ -139,12 +146,13 @@ class ServerTelemetry:
                 end_attrs["error.type"] = error_type
                 span.set_status(Status(StatusCode.ERROR))
             if end_attrs:
-                span.set_attributes(end_attrs)
+                set_owned_attributes(span, end_attrs)
             duration = time.perf_counter() - started
-            if self._lean is not None:  # the exemplar is the server span's, as with context=ctx
-                ids = self._lean.exemplars.for_span(span.get_span_context())
+            if lean is not None:  # the exemplar is the server span's, as with context=ctx
+                ids = lean.exemplars.for_span(span.get_span_context())
                 self._duration.record_items(duration, tuple(metric_attrs), ids)
+                self._active.add_items(-1, active_key, outer_ids)
             else:
                 self._duration.record(duration, dict(metric_attrs), context=ctx)
-            self._active.add(-1, active_attrs)
+                self._active.add(-1, active_attrs)
             span.end()

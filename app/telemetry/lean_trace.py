@@ -401,3 +401,12 @@ def owned_span_starter(tracer: trace_api.Tracer) -> OwnedSpanStarter:
         return tracer.start_span(name, context, kind, attributes)
 
     return start
+
+
+def set_owned_attributes(span: trace_api.Span, attributes: dict[str, Any]) -> None:
+    """``span.set_attributes`` for values cleaning would keep unchanged (see ``start_owned_span``): a lean
+    span takes them without a cleaning copy."""
+    if span.__class__ is LeanSpan:
+        span.set_owned_attributes(attributes)
+    else:
+        span.set_attributes(attributes)
