@@ -325,7 +325,7 @@ class LeanTracer(trace_api.Tracer):
         )
         if not recording:
             return NonRecordingSpan(span_context)
-        valid_links = [link for link in links or () if link.context.is_valid]
+        valid_links = [link for link in links if link.context.is_valid] if links else ()
         span = LeanSpan(self, name, span_context, parent, kind, attrs, valid_links, start_time or time_ns())
         if self.batch_queues() is None:
             self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]

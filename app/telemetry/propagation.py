@@ -19,6 +19,7 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+_FLAGS_HEX = tuple(f"-{flags:02x}" for flags in range(256))
 _checked: tuple[object, bool] = (None, False)  # (global propagator, is the default pair)
 
 
@@ -47,8 +48,14 @@ def inject_trace_context(
         propagator.inject(headers, context=context)
         return
     if span_context.is_valid:
+        # As TraceContextTextMapPropagator formats it (00-{trace_id:032x}-{span_id:016x}-{flags:02x}),
+        # through bytes.hex: half the cost of the int formatting.
         headers["traceparent"] = (
-            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+            "00-"
+            + span_context.trace_id.to_bytes(16, "big").hex()
+            + "-"
+            + span_context.span_id.to_bytes(8, "big").hex()
+            + _FLAGS_HEX[span_context.trace_flags]
         )
         if span_context.trace_state:
             headers["tracestate"] = span_context.trace_state.to_header()
