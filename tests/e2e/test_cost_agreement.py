@@ -100,18 +100,19 @@ def test_counters_equal_the_exported_spans(cost_stack: NativeStack) -> None:
         return None
 
     wait_for(agreed, 60, "the Prometheus cost counter to equal the sum of exported span costs (1e-9)")
-    spans = genai_spans()
-    priced = [s for s in spans if attr(s, "gen_ai.cost.status") == "priced"]
-    unpriced = [s for s in spans if attr(s, "gen_ai.cost.status") == "unpriced"]
-    assert len(priced) >= 100, len(priced)
-    reasons = sorted(str(attr(s, "gen_ai.cost.unpriced_reason")) for s in unpriced)
-    assert len(unpriced) >= len(ODD_USAGE), reasons
-    assert all(math.isfinite(float(attr(s, "gen_ai.usage.cost"))) for s in priced)
 
-    def counter_equals_spans() -> bool:
+    def split(spans: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        priced = [s for s in spans if attr(s, "gen_ai.cost.status") == "priced"]
+        unpriced = [s for s in spans if attr(s, "gen_ai.cost.status") == "unpriced"]
+        return priced, unpriced
+
+    def counter_equals_spans() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        # The exported spans are read again on every try: a batch the Collector delivers after the cost check
+        # (a retry, a late flush) is in the file and in the counters alike.
+        priced, unpriced = split(genai_spans())
         counted_unpriced = _scalar(cost_stack, 'sum({__name__=~"sidecar_gen_ai_unpriced_spans.*_total"})')
         if counted_unpriced != len(unpriced):
-            return False
+            return None
         for token_type, name in TOKEN_ATTRIBUTES.items():
             summed = sum(int(attr(s, name) or 0) for s in priced)
             counted = _scalar(
@@ -119,10 +120,16 @@ def test_counters_equal_the_exported_spans(cost_stack: NativeStack) -> None:
                 f'sum({{__name__=~"sidecar_gen_ai_tokens.*_total", gen_ai_token_type="{token_type}"}})',
             )
             if counted != summed:
-                return False
-        return True
+                return None
+        return priced, unpriced
 
-    wait_for(counter_equals_spans, 30, "the token and unpriced counters to equal the exported spans")
+    priced, unpriced = wait_for(
+        counter_equals_spans, 60, "the token and unpriced counters to equal the exported spans"
+    )
+    assert len(priced) >= 100, len(priced)
+    reasons = sorted(str(attr(s, "gen_ai.cost.unpriced_reason")) for s in unpriced)
+    assert len(unpriced) >= len(ODD_USAGE), reasons
+    assert all(math.isfinite(float(attr(s, "gen_ai.usage.cost"))) for s in priced)
     for reason in ("too_many_tokens", "negative_tokens", "non_finite_tokens", "fractional_tokens"):
         assert any(r.startswith(reason) for r in reasons), (reason, reasons)
     assert "unknown_model" in reasons
