@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
-from app.telemetry.lean_metrics import LeanMeterProvider
+from app.telemetry.lean_metrics import record_for_span
 from app.telemetry.lean_trace import owned_span_starter, set_owned_attributes
 from app.telemetry.propagation import inject_trace_context
 
@@ -29,9 +29,7 @@ class HttpClientTelemetry:
         self.tracer = tracer_provider.get_tracer("app.gateway.http_client", __version__)
         self._start_span = owned_span_starter(self.tracer)
         meter = meter_provider.get_meter("app.gateway.http_client", __version__)
-        # The lean provider's instruments take prebuilt attribute tuples (app/telemetry/lean_metrics.py).
-        self.lean = meter_provider if isinstance(meter_provider, LeanMeterProvider) else None
-        self.duration: Any = meter.create_histogram(
+        self.duration = meter.create_histogram(
             "http.client.request.duration",
             unit="s",
             description="Duration of HTTP client requests.",
@@ -88,10 +86,5 @@ class HttpCall:
         if end_attrs:
             set_owned_attributes(self.span, end_attrs)
         duration = time.perf_counter() - self._started
-        owner = self._owner
-        if owner.lean is not None:  # the exemplar is this span's, as with context=self._context
-            ids = owner.lean.exemplars.for_span(self.span.get_span_context())
-            owner.duration.record_items(duration, tuple(attrs), ids)
-        else:
-            owner.duration.record(duration, dict(attrs), context=self._context)
+        record_for_span(self._owner.duration, duration, attrs, self.span, self._context)
         self.span.end()

@@ -17,7 +17,7 @@ from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
-from app.telemetry.lean_metrics import LeanMeterProvider
+from app.telemetry.lean_metrics import LeanMeterProvider, record_for_span
 from app.telemetry.lean_trace import owned_span_starter, set_owned_attributes
 
 Scope = MutableMapping[str, Any]
@@ -47,7 +47,7 @@ class ServerTelemetry:
         self._tracer = tracer_provider.get_tracer("app.gateway.http_server", __version__)
         self._start_span = owned_span_starter(self._tracer)
         meter = meter_provider.get_meter("app.gateway.http_server", __version__)
-        self._duration: Any = meter.create_histogram(
+        self._duration = meter.create_histogram(
             "http.server.request.duration",
             unit="s",
             description="Duration of HTTP server requests.",
@@ -148,11 +148,9 @@ class ServerTelemetry:
             if end_attrs:
                 set_owned_attributes(span, end_attrs)
             duration = time.perf_counter() - started
-            if lean is not None:  # the exemplar is the server span's, as with context=ctx
-                ids = lean.exemplars.for_span(span.get_span_context())
-                self._duration.record_items(duration, tuple(metric_attrs), ids)
+            record_for_span(self._duration, duration, metric_attrs, span, ctx)
+            if lean is not None:
                 self._active.add_items(-1, active_key, outer_ids)
             else:
-                self._duration.record(duration, dict(metric_attrs), context=ctx)
                 self._active.add(-1, active_attrs)
             span.end()

@@ -92,11 +92,7 @@ class _Exemplars:
         last = self._last
         if context is not None and last[0] is context:
             return last[1]
-        span_context = trace_api.get_current_span(context).get_span_context()
-        if span_context.is_valid and (self.always or span_context.trace_flags.sampled):
-            ids: _Ids = (span_context.span_id, span_context.trace_id)
-        else:
-            ids = (None, None) if self.always else None
+        ids = self.for_span(trace_api.get_current_span(context).get_span_context())
         if context is not None:
             self._last = (context, ids)
         return ids
@@ -176,10 +172,7 @@ class _Sum(_Instrument):
         return _SumPoint(start)
 
     def add(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
-        key = _key(attributes)
-        ids = self._exemplars.ids(context)
-        with self._lock:
-            self.add_locked(amount, key, ids, time_ns())
+        self.add_items(amount, _key(attributes), self._exemplars.ids(context))
 
     def add_items(self, amount: int | float, key: _Key, ids: _Ids) -> None:
         """``add`` with the attributes as an items tuple and the exemplar ids resolved (``for_span``)."""
@@ -285,10 +278,7 @@ class LeanHistogram(_Instrument, metrics_api.Histogram):
     def record(
         self, amount: int | float, attributes: Attributes = None, context: Context | None = None
     ) -> None:
-        key = _key(attributes)
-        ids = self._exemplars.ids(context)
-        with self._lock:
-            self.record_locked(amount, key, ids, time_ns())
+        self.record_items(amount, _key(attributes), self._exemplars.ids(context))
 
     def record_items(self, amount: int | float, key: _Key, ids: _Ids) -> None:
         """``record`` with the attributes as an items tuple and the exemplar ids resolved (``for_span``)."""
@@ -525,3 +515,15 @@ def attach(reader: MetricReader, provider: LeanMeterProvider) -> None:
         return MetricsData(resource_metrics=[merged, *rest])
 
     reader._set_collect_callback(collect)  # type: ignore[arg-type]
+
+
+def record_for_span(
+    histogram: Any, amount: float, items: Sequence[tuple[str, Any]], span: trace_api.Span, context: Context
+) -> None:
+    """``histogram.record(amount, dict(items), context=context)`` where ``context`` holds ``span``: for a lean
+    histogram without the dict, the key building and the context lookup (the exemplar is ``span``'s)."""
+    if isinstance(histogram, LeanHistogram):
+        ids = histogram._exemplars.for_span(span.get_span_context())
+        histogram.record_items(amount, tuple(items), ids)
+    else:
+        histogram.record(amount, dict(items), context=context)

@@ -108,17 +108,22 @@ def test_span_attributes_equal_in_python_but_not_on_the_wire_encode_as_the_sdk()
         assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
 
 
-def test_span_attribute_cache_is_bounded(monkeypatch: Any) -> None:
-    import app.telemetry.otlp_encode as mod
-
-    monkeypatch.setattr(mod, "_CACHE_LIMIT", 4)
+def _spans_with_ids(n: int) -> Any:
+    """``n`` spans, each with a unique request id and one attribute that repeats."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
-    for i in range(20):
+    for i in range(n):
         tracer.start_span("s", attributes={"id": f"req_{i}", "same": "x"}).end()
-    spans = exporter.get_finished_spans()
+    return exporter.get_finished_spans()
+
+
+def test_span_attribute_cache_is_bounded(monkeypatch: Any) -> None:
+    import app.telemetry.otlp_encode as mod
+
+    monkeypatch.setattr(mod, "_CACHE_LIMIT", 4)
+    spans = _spans_with_ids(20)
     encoder = SpanEncoder()
     assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
     assert encoder._attrs._size <= 4
@@ -155,13 +160,7 @@ def test_a_key_with_ever_new_values_stops_being_cached(monkeypatch: Any) -> None
     import app.telemetry.otlp_encode as mod
 
     monkeypatch.setattr(mod, "_PER_KEY_LIMIT", 8)
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("t")
-    for i in range(50):
-        tracer.start_span("s", attributes={"id": f"req_{i}", "same": "x"}).end()
-    spans = exporter.get_finished_spans()
+    spans = _spans_with_ids(50)
     encoder = SpanEncoder()
     assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
     assert len(encoder._attrs._items["id"]) == 8 and encoder._attrs._size == 9  # "same" stays cached
