@@ -39,13 +39,8 @@ _pack_i = struct.Struct("<I").pack
 # Span.flags: SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK (0x100), plus IS_REMOTE (0x200) for a remote parent.
 _FLAGS_LOCAL = b"\x85\x01" + _pack_i(0x100)
 _FLAGS_REMOTE = b"\x85\x01" + _pack_i(0x300)
-_KIND = {
-    SpanKind.INTERNAL: b"\x30\x01",
-    SpanKind.SERVER: b"\x30\x02",
-    SpanKind.CLIENT: b"\x30\x03",
-    SpanKind.PRODUCER: b"\x30\x04",
-    SpanKind.CONSUMER: b"\x30\x05",
-}
+# Span.kind by SpanKind's value (its wire value is one more): indexed, as an Enum's hash is a Python call.
+_KIND = tuple(b"\x30" + bytes((kind.value + 1,)) for kind in sorted(SpanKind, key=lambda k: k.value))
 _CACHE_LIMIT = 8192
 _PER_KEY_LIMIT = 256
 _Grouped = dict[int, tuple[Any, dict[Any, tuple[Any, list[bytes]]]]]
@@ -230,15 +225,15 @@ class SpanEncoder:
             dropped, events, links = span.dropped_attributes, span.events, span.links
             dropped_events, dropped_links = span.dropped_events, span.dropped_links
         assert ctx is not None
-        parts = [
-            b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
-            b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
-        ]
-        if ctx.trace_state:
-            state = ",".join(f"{k}={v}" for k, v in ctx.trace_state.items())
+        # SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid): indexed,
+        # as each of its named fields is a Python property.
+        parts = [b"\x0a\x10" + ctx[0].to_bytes(16, "big"), b"\x12\x08" + ctx[1].to_bytes(8, "big")]
+        trace_state = ctx[4]
+        if trace_state:
+            state = ",".join(f"{k}={v}" for k, v in trace_state.items())
             parts.append(_ld(b"\x1a", state.encode()))
         if parent:
-            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+            parts.append(b"\x22\x08" + parent[1].to_bytes(8, "big"))
         if name:
             encoded_name = self._names.get(name)
             if encoded_name is None:
@@ -246,7 +241,7 @@ class SpanEncoder:
                     self._names.clear()
                 encoded_name = self._names[name] = _ld(b"\x2a", name.encode())
             parts.append(encoded_name)
-        parts.append(_KIND[kind])
+        parts.append(_KIND[kind._value_])
         if start:
             parts.append(b"\x39" + _pack_q(start))
         if end:
@@ -263,20 +258,34 @@ class SpanEncoder:
         if dropped_links:
             parts.append(b"\x70" + _varint(dropped_links))
         if status is not None:
-            if status.status_code is StatusCode.UNSET and not status.description:
+            code, description = status._status_code, status._description  # not through its properties
+            if code is StatusCode.UNSET and not description:
                 parts.append(b"\x7a\x00")
             else:
-                status_body = _ld(b"\x12", status.description.encode()) if status.description else b""
-                if status.status_code.value:
-                    status_body += b"\x18" + _varint(status.status_code.value)
+                status_body = _ld(b"\x12", description.encode()) if description else b""
+                if code._value_:
+                    status_body += b"\x18" + _varint(code._value_)
                 parts.append(_ld(b"\x7a", status_body))
-        parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
+        parts.append(_FLAGS_REMOTE if parent is not None and parent[2] else _FLAGS_LOCAL)
         return b"".join(parts)
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         grouped: _Grouped = {}
+        # Each span's group found once per (resource, scope) object pair: grouping by value hashes and
+        # compares the scope (InstrumentationScope's __hash__/__eq__ are Python) per span. The spans hold
+        # both objects for this call, so their ids are not reused in it.
+        groups: dict[tuple[int, int], list[bytes]] = {}
         for span in spans:
-            _group(grouped, span.resource, span.instrumentation_scope or None).append(self.encode_span(span))
+            if span.__class__ is LeanSpan:
+                lean: Any = span
+                resource, scope = lean._resource, lean._instrumentation_scope
+            else:
+                resource, scope = span.resource, span.instrumentation_scope
+            key = (id(resource), id(scope))
+            items = groups.get(key)
+            if items is None:
+                items = groups[key] = _group(grouped, resource, scope or None)
+            items.append(self.encode_span(span))
         return self._grouping.request(grouped)
 
 

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from app.telemetry.lean_trace import LeanTracerProvider
 from app.telemetry.otlp_encode import LogEncoder, SpanEncoder
 
 ODD_VALUES: dict[str, Any] = {
@@ -80,6 +81,32 @@ def test_spans_encode_exactly_as_the_sdk() -> None:
         ours = ExportTraceServiceRequest.FromString(encoder.encode(spans))
         assert ours == encode_spans(spans)
     assert encoder.encode([]) == b""
+
+
+def test_spans_of_several_resources_and_scopes_interleaved_are_grouped_as_the_sdk_groups_them() -> None:
+    """The encoder finds a span's group by its resource/scope objects: equal scopes of other tracers, other
+    resources, lean and SDK spans, all interleaved, must still group (and order) as the SDK's encoder."""
+    exporter = InMemorySpanExporter()
+    providers = [TracerProvider(resource=Resource.create({"service.name": n})) for n in ("a", "b")]
+    for provider in providers:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracers = [
+        factory.get_tracer(name, "1", schema_url=schema)
+        for provider in providers
+        for factory in (provider, LeanTracerProvider(provider))
+        for name, schema in (("x", None), ("y", "https://s"), ("x", None))
+    ]
+    kinds = list(SpanKind)
+    for i in range(40):
+        span = tracers[i * 7 % len(tracers)].start_span(f"s{i % 5}", kind=kinds[i % len(kinds)])
+        span.set_attribute("i", i)
+        if i % 3 == 0:
+            span.set_status(Status(StatusCode.ERROR, f"failed {i}" if i % 2 else None))
+        span.end()
+    spans = exporter.get_finished_spans()
+    scopes = {id(s.instrumentation_scope): s.instrumentation_scope for s in spans}.values()
+    assert len(scopes) > len(set(scopes))  # equal scopes in distinct objects are among them
+    assert ExportTraceServiceRequest.FromString(SpanEncoder().encode(spans)) == encode_spans(spans)
 
 
 def test_span_attributes_equal_in_python_but_not_on_the_wire_encode_as_the_sdk() -> None:
