@@ -101,8 +101,10 @@ class _Exemplars:
         """``ids`` for measurements whose context holds a span with this context (no context lookup)."""
         if self.off:
             return None
-        if span_context.is_valid and (self.always or span_context.trace_flags.sampled):
-            return (span_context.span_id, span_context.trace_id)
+        # By index: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid); the named fields and
+        # TraceFlags.sampled are Python properties.
+        if span_context[5] and (self.always or span_context[3] & 1):
+            return (span_context[1], span_context[0])
         return (None, None) if self.always else None
 
 

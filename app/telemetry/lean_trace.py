@@ -54,6 +54,8 @@ _FLAGS = {
     for sampled in (False, True)
     for random in (False, True)
 }
+_SAMPLED = TraceFlags.SAMPLED
+_RANDOM_TRACE_ID = TraceFlags.RANDOM_TRACE_ID
 _UNSET = Status(StatusCode.UNSET)
 _SCALARS = frozenset((str, bool, int, float))
 _DEFAULT_SAMPLER: str = ParentBased(ALWAYS_ON).get_description()  # type: ignore[no-untyped-call]
@@ -217,7 +219,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             if on_ending is not None:
                 on_ending(self)
             processor.on_end(self)
-        elif self._span_context.trace_flags.sampled:  # what BatchSpanProcessor.on_end checks
+        elif self._span_context[3] & _SAMPLED:  # trace_flags.sampled: what BatchSpanProcessor.on_end checks
             for emit in queues:
                 emit(self)
 
@@ -299,16 +301,18 @@ class LeanTracer(trace_api.Tracer):
         start_time: int | None,
     ) -> trace_api.Span:
         parent: SpanContext | None = trace_api.get_current_span(context).get_span_context()
-        if parent is not None and not parent.is_valid:
+        # SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid) and
+        # TraceFlags an int: read by index and bit, as each named field and flag is a Python property.
+        if parent is not None and not parent[5]:
             parent = None
         if parent is None:
             trace_id, random_id = self._trace_id(), self._random_ids
         else:
-            trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
+            trace_id, random_id = parent[0], parent[3] & _RANDOM_TRACE_ID != 0
         if self._default_sampler:  # ParentBased(ALWAYS_ON): the parent's decision, else sampled
-            sampled = parent is None or parent.trace_flags.sampled
+            sampled = parent is None or parent[3] & _SAMPLED != 0
             recording = sampled
-            trace_state = parent.trace_state if parent is not None else None
+            trace_state = parent[4] if parent is not None else None
         else:
             result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
             sampled = result.decision is Decision.RECORD_AND_SAMPLE
@@ -316,13 +320,7 @@ class LeanTracer(trace_api.Tracer):
             trace_state = result.trace_state
             if result.attributes:
                 attrs.update(result.attributes)
-        span_context = SpanContext(
-            trace_id,
-            self._span_id(),
-            is_remote=False,
-            trace_flags=_FLAGS[sampled, random_id],
-            trace_state=trace_state,
-        )
+        span_context = SpanContext(trace_id, self._span_id(), False, _FLAGS[sampled, random_id], trace_state)
         if not recording:
             return NonRecordingSpan(span_context)
         valid_links = [link for link in links if link.context.is_valid] if links else ()

@@ -47,16 +47,19 @@ def inject_trace_context(
     if not default:
         propagator.inject(headers, context=context)
         return
-    if span_context.is_valid:
+    # SpanContext by index (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid): its named
+    # fields are Python properties.
+    if span_context[5]:
         # As TraceContextTextMapPropagator formats it (00-{trace_id:032x}-{span_id:016x}-{flags:02x}),
         # through bytes.hex: half the cost of the int formatting.
         headers["traceparent"] = (
             "00-"
-            + span_context.trace_id.to_bytes(16, "big").hex()
+            + span_context[0].to_bytes(16, "big").hex()
             + "-"
-            + span_context.span_id.to_bytes(8, "big").hex()
-            + _FLAGS_HEX[span_context.trace_flags]
+            + span_context[1].to_bytes(8, "big").hex()
+            + _FLAGS_HEX[span_context[3]]
         )
-        if span_context.trace_state:
-            headers["tracestate"] = span_context.trace_state.to_header()
+        trace_state = span_context[4]
+        if trace_state:
+            headers["tracestate"] = trace_state.to_header()
     propagator._propagators[1].inject(headers, context=context)  # type: ignore[attr-defined]
