@@ -15,7 +15,7 @@ from app.identifiers import model_name_problem
 from app.providers.base import Provider
 from app.request_log import RequestLog
 from app.telemetry import genai as g
-from app.telemetry.lean_trace import OwnedSpanStarter, set_owned_attributes
+from app.telemetry.lean_trace import OwnedSpanStarter, context_with_span, set_owned_attributes
 from app.telemetry.metrics import GatewayMetrics
 
 # The context of a call without telemetry: no span in it (the request log reads no trace ids from it).
@@ -134,7 +134,7 @@ class GenAICall:
             if system:
                 attrs[g.SYSTEM_INSTRUCTIONS] = system
         self.span = start_span(f"chat {meta.upstream_model}", None, SpanKind.CLIENT, attrs)
-        self.context = trace.set_span_in_context(self.span)
+        self.context = context_with_span(self.span)
         self.metric_attrs = {
             g.OPERATION_NAME: g.OPERATION_CHAT,
             g.PROVIDER_NAME: self.provider_name,

@@ -61,24 +61,27 @@ def request_attributes(body: dict[str, Any], request_model: str, stream: bool) -
         ("presence_penalty", REQUEST_PRESENCE_PENALTY),
     ):
         value = body.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        # Absent parameters (most of them, on most requests) are skipped before any type check.
+        if value is not None and isinstance(value, int | float) and not isinstance(value, bool):
             attrs[attr] = float(value)
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+    if max_tokens is not None and isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
         attrs[REQUEST_MAX_TOKENS] = max_tokens
     seed = body.get("seed")
-    if isinstance(seed, int) and not isinstance(seed, bool):
+    if seed is not None and isinstance(seed, int) and not isinstance(seed, bool):
         attrs[REQUEST_SEED] = seed
     stop = body.get("stop")
-    if isinstance(stop, str):
+    if stop is None:
+        pass
+    elif isinstance(stop, str):
         attrs[REQUEST_STOP] = (stop,)
     elif isinstance(stop, list) and stop:
         attrs[REQUEST_STOP] = tuple(str(s) for s in stop)
     n = body.get("n")
-    if isinstance(n, int) and n != 1:
+    if n is not None and isinstance(n, int) and n != 1:
         attrs[REQUEST_CHOICE_COUNT] = n
     fmt = body.get("response_format")
-    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+    if fmt is not None and isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
         attrs[OUTPUT_TYPE] = "json"
     return attrs
 

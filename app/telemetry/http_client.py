@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
 from app.telemetry.lean_metrics import record_for_span
-from app.telemetry.lean_trace import owned_span_starter, set_owned_attributes
+from app.telemetry.lean_trace import context_with_span, owned_span_starter, set_owned_attributes
 from app.telemetry.propagation import inject_trace_context
 
 # Semconv advice for http.client.request.duration.
@@ -46,7 +46,7 @@ class HttpClientTelemetry:
         if port:
             base["server.port"] = port
         span = self._start_span(method, None, SpanKind.CLIENT, {**base, "url.full": url})
-        context = trace.set_span_in_context(span)
+        context = context_with_span(span)
         inject_trace_context(headers, span.get_span_context(), context)
         return HttpCall(self, span, context, base)
 

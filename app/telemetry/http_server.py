@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
 from app.telemetry.lean_metrics import LeanMeterProvider, record_for_span
-from app.telemetry.lean_trace import owned_span_starter, set_owned_attributes
+from app.telemetry.lean_trace import context_with_span, owned_span_starter, set_owned_attributes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -118,7 +118,7 @@ class ServerTelemetry:
                 status = message["status"]
             return send(message)
 
-        ctx = trace.set_span_in_context(span, parent)
+        ctx = context_with_span(span, parent)
         token = context.attach(ctx)
         error_type: str | None = None
         try:

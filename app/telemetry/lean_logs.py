@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanContext, get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AnyValue, Attributes
 
-from app.telemetry.lean_trace import LeanSpan
+from app.telemetry.lean_trace import LeanSpan, enqueue
 
 _DETACHED = Context()  # what the batch processor keeps instead of the request's context
 _PLAIN = frozenset((str, bool, int, float))  # values the SDK keeps as they are
@@ -194,7 +194,7 @@ class LeanLogger(APILogger):
                 fields["resource"] = self._resource
                 fields["instrumentation_scope"] = self._scope
                 fields["limits"] = self._limits
-                processor._batch_processor.emit(readable)
+                enqueue(processor._batch_processor, readable)
             else:
                 api_record = api_log_record(
                     span_context,

@@ -50,7 +50,10 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import INVALID_SPAN_CONTEXT
 from opentelemetry.util.types import Attributes
+
+from app.telemetry.lean_trace import LeanSpan, current_span_context
 
 _log = logging.getLogger(__name__)
 DEFAULT_BOUNDARIES = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0,
@@ -92,7 +95,8 @@ class _Exemplars:
         last = self._last
         if context is not None and last[0] is context:
             return last[1]
-        ids = self.for_span(trace_api.get_current_span(context).get_span_context())
+        span_context = current_span_context(context)
+        ids = self.for_span(span_context if span_context is not None else INVALID_SPAN_CONTEXT)
         if context is not None:
             self._last = (context, ids)
         return ids
@@ -187,7 +191,12 @@ class _Sum(_Instrument):
         if self.monotonic and amount < 0:
             _log.warning("%s: a counter cannot be decremented (amount %s ignored)", self.name, amount)
             return
-        point = self._point(key)
+        try:  # the common case inline: an attribute set seen before
+            point = self._points.get(key)
+        except TypeError:
+            point = None
+        if point is None:
+            point = self._point(key)
         point.value += amount
         if ids is not None:
             point.exemplar = (amount, now, ids[0], ids[1])
@@ -291,7 +300,12 @@ class LeanHistogram(_Instrument, metrics_api.Histogram):
         """``record`` with the attributes as an items tuple and the exemplar ids resolved, under the
         provider's ``lock`` (held by the caller)."""
         bucket = bisect_left(self.boundaries, amount)
-        point = self._point(key)
+        try:  # the common case inline: an attribute set seen before
+            point = self._points.get(key)
+        except TypeError:
+            point = None
+        if point is None:
+            point = self._point(key)
         point.count += 1
         point.sum += amount
         point.buckets[bucket] += 1
@@ -525,7 +539,8 @@ def record_for_span(
     """``histogram.record(amount, dict(items), context=context)`` where ``context`` holds ``span``: for a lean
     histogram without the dict, the key building and the context lookup (the exemplar is ``span``'s)."""
     if isinstance(histogram, LeanHistogram):
-        ids = histogram._exemplars.for_span(span.get_span_context())
+        span_context = span._span_context if span.__class__ is LeanSpan else span.get_span_context()
+        ids = histogram._exemplars.for_span(span_context)
         histogram.record_items(amount, tuple(items), ids)
     else:
         histogram.record(amount, dict(items), context=context)

@@ -21,6 +21,7 @@ sampled span), ended spans go straight to their queues (``LeanTracer.batch_queue
 from __future__ import annotations
 
 import logging
+import random
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import _clean_attribute_value
-from opentelemetry.context import Context
+from opentelemetry.context import _RUNTIME_CONTEXT, Context
 from opentelemetry.sdk.trace import (
     Event,
     ReadableSpan,
@@ -39,9 +40,12 @@ from opentelemetry.sdk.trace import (
     TracerProvider,
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util.types import Attributes, AttributeValue
 
 _log = logging.getLogger(__name__)
@@ -55,6 +59,8 @@ _FLAGS = {
     for random in (False, True)
 }
 _SAMPLED = TraceFlags.SAMPLED
+_MAX_TRACE_ID = (1 << 128) - 1
+_MAX_SPAN_ID = (1 << 64) - 1
 _RANDOM_TRACE_ID = TraceFlags.RANDOM_TRACE_ID
 _UNSET = Status(StatusCode.UNSET)
 _SCALARS = frozenset((str, bool, int, float))
@@ -85,6 +91,40 @@ def clean_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def current_span_context(context: Context | None = None) -> SpanContext | None:
+    """``trace.get_current_span(context).get_span_context()``, None for no span: without the three calls of
+    that chain (and its ABC ``isinstance`` check for a lean span); every span start and exemplar needs it."""
+    span = (context if context is not None else _RUNTIME_CONTEXT.get_current()).get(_SPAN_KEY)
+    if span is None:
+        return None
+    if span.__class__ is LeanSpan:
+        return span._span_context
+    if not isinstance(span, trace_api.Span):
+        return None  # what get_current_span treats as no span
+    return span.get_span_context()
+
+
+def context_with_span(span: trace_api.Span, context: Context | None = None) -> Context:
+    """``trace.set_span_in_context(span, context)`` (the same new ``Context``), in one call instead of two."""
+    values = (context if context is not None else _RUNTIME_CONTEXT.get_current()).copy()
+    values[_SPAN_KEY] = span
+    return Context(values)
+
+
+def enqueue(batch: Any, item: Any) -> None:
+    """``BatchProcessor.emit`` (the SDK's batch queue behind its span and log record processors) without its
+    per-item ``os.getpid()`` fork check, a system call per item: the processor re-initialises itself in a
+    forked child through its ``os.register_at_fork`` hook. Shut down or full, the SDK's own ``emit`` takes the
+    item (its log line, its dropped-items count)."""
+    queue = batch._queue
+    if batch._shutdown or len(queue) == batch._max_queue_size:
+        batch.emit(item)
+        return
+    queue.appendleft(item)
+    if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():
+        batch._worker_awaken.set()
+
+
 class _Limits:
     __slots__ = ("max_attributes", "max_length")
 
@@ -94,10 +134,14 @@ class _Limits:
         self.max_length: int | None = getattr(limits, "max_span_attribute_length", None)
 
     def apply(self, attributes: dict[str, Any]) -> int:
-        """Truncates long strings and drops attributes past the count limit; returns how many were dropped."""
+        """Truncates long strings and, past the count limit, drops the oldest attributes (the SDK's
+        ``BoundedAttributes`` evicts the first-set one for each new key over the limit); returns how many were
+        dropped. One difference: a key set again keeps its first place here, where the SDK moves it last."""
         dropped = 0
-        if self.max_attributes is not None and len(attributes) > self.max_attributes:
-            for key in list(attributes)[self.max_attributes :]:
+        limit_count = self.max_attributes
+        if limit_count is not None and len(attributes) > limit_count:
+            keys = list(attributes)
+            for key in keys[: len(keys) - limit_count]:
                 del attributes[key]
                 dropped += 1
         limit = self.max_length
@@ -210,9 +254,19 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             return
         tracer = self._tracer
-        self._dropped_attributes = tracer.limits.apply(self._values)
+        limits = tracer.limits
+        values = self._values
+        if limits.max_length is not None or (
+            limits.max_attributes is not None and len(values) > limits.max_attributes
+        ):
+            self._dropped_attributes = limits.apply(values)
         self._end_time = end_time or time_ns()
-        queues = tracer.batch_queues()
+        # batch_queues() without its call while the processor set is the one last seen
+        queues = (
+            tracer._queues
+            if getattr(tracer.processor, "_span_processors", None) is tracer._seen_processors
+            else tracer.batch_queues()
+        )
         if queues is None:
             processor = tracer.processor
             on_ending = getattr(processor, "_on_ending", None)
@@ -220,8 +274,8 @@ class LeanSpan(trace_api.Span, ReadableSpan):
                 on_ending(self)
             processor.on_end(self)
         elif self._span_context[3] & _SAMPLED:  # trace_flags.sampled: what BatchSpanProcessor.on_end checks
-            for emit in queues:
-                emit(self)
+            for batch in queues:
+                enqueue(batch, self)
 
     def __exit__(
         self,
@@ -241,7 +295,7 @@ class LeanTracer(trace_api.Tracer):
         self.resource = provider.resource
         self.processor: SpanProcessor = provider._active_span_processor  # every processor added to it
         self._seen_processors: tuple[SpanProcessor, ...] | None = None
-        self._queues: tuple[Callable[[ReadableSpan], None], ...] | None = None
+        self._queues: tuple[Any, ...] | None = None
         self.limits = _Limits(provider)
         self._sampler = provider.sampler
         self._default_sampler = self._sampler.get_description() == _DEFAULT_SAMPLER
@@ -249,9 +303,12 @@ class LeanTracer(trace_api.Tracer):
         self._trace_id = ids.generate_trace_id
         self._span_id = ids.generate_span_id
         self._random_ids = ids.is_trace_id_random()
+        # The SDK's default generator is random.getrandbits, redrawn on 0: drawn here without its method call.
+        self._getrandbits = random.getrandbits if type(ids) is RandomIdGenerator else None
 
-    def batch_queues(self) -> tuple[Callable[[ReadableSpan], None], ...] | None:
-        """While every span processor is a ``BatchSpanProcessor`` (the OTLP setup): their queues' ``emit``.
+    def batch_queues(self) -> tuple[Any, ...] | None:
+        """While every span processor is a ``BatchSpanProcessor`` (the OTLP setup): their batch processors
+        (the SDK's queue and worker; ``enqueue`` puts a span in one).
 
         Such a processor does nothing at a span's start and only queues a sampled span at its end; the
         spans then go to the queues directly, without two processor calls per span. ``None`` for any other
@@ -261,7 +318,7 @@ class LeanTracer(trace_api.Tracer):
         if processors is not self._seen_processors:
             self._seen_processors = processors
             self._queues = (
-                tuple(p._batch_processor.emit for p in processors)
+                tuple(p._batch_processor for p in processors)
                 if type(self.processor) is SynchronousMultiSpanProcessor
                 and processors
                 and all(type(p) is BatchSpanProcessor for p in processors)
@@ -300,13 +357,17 @@ class LeanTracer(trace_api.Tracer):
         links: Sequence[Link] | None,
         start_time: int | None,
     ) -> trace_api.Span:
-        parent: SpanContext | None = trace_api.get_current_span(context).get_span_context()
+        parent = current_span_context(context)
         # SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid) and
         # TraceFlags an int: read by index and bit, as each named field and flag is a Python property.
         if parent is not None and not parent[5]:
             parent = None
+        getrandbits = self._getrandbits
         if parent is None:
-            trace_id, random_id = self._trace_id(), self._random_ids
+            trace_id = getrandbits(128) if getrandbits is not None else 0
+            if not trace_id:
+                trace_id = self._trace_id()
+            random_id = self._random_ids
         else:
             trace_id, random_id = parent[0], parent[3] & _RANDOM_TRACE_ID != 0
         if self._default_sampler:  # ParentBased(ALWAYS_ON): the parent's decision, else sampled
@@ -320,12 +381,29 @@ class LeanTracer(trace_api.Tracer):
             trace_state = result.trace_state
             if result.attributes:
                 attrs.update(result.attributes)
-        span_context = SpanContext(trace_id, self._span_id(), False, _FLAGS[sampled, random_id], trace_state)
+        span_id = getrandbits(64) if getrandbits is not None else 0
+        if not span_id:
+            span_id = self._span_id()
+        # SpanContext(trace_id, span_id, False, flags, trace_state): the same tuple, without its __new__
+        span_context: SpanContext = tuple.__new__(
+            SpanContext,
+            (
+                trace_id,
+                span_id,
+                False,
+                _FLAGS[sampled, random_id],
+                trace_state if trace_state is not None else DEFAULT_TRACE_STATE,
+                0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID,
+            ),
+        )
         if not recording:
             return NonRecordingSpan(span_context)
         valid_links = [link for link in links if link.context.is_valid] if links else ()
         span = LeanSpan(self, name, span_context, parent, kind, attrs, valid_links, start_time or time_ns())
-        if self.batch_queues() is None:
+        if (
+            getattr(self.processor, "_span_processors", None) is not self._seen_processors
+            or self._queues is None
+        ) and self.batch_queues() is None:
             self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
@@ -405,6 +483,7 @@ def set_owned_attributes(span: trace_api.Span, attributes: dict[str, Any]) -> No
     """``span.set_attributes`` for values cleaning would keep unchanged (see ``start_owned_span``): a lean
     span takes them without a cleaning copy."""
     if span.__class__ is LeanSpan:
-        span.set_owned_attributes(attributes)
+        if span._end_time is None:  # LeanSpan.set_owned_attributes, without its call
+            span._values.update(attributes)
     else:
         span.set_attributes(attributes)

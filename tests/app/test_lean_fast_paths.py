@@ -6,6 +6,7 @@ the GenAI span current."""
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -298,3 +300,74 @@ def test_http_server_and_client_metrics_are_what_the_api_records() -> None:
     duration_points = lean["http.server.request.duration"][3]
     assert sorted(e for p in duration_points for e in p[5]) == ["POST /fail", "POST /ok"]
     assert [e for p in lean["http.client.request.duration"][3] for e in p[5]] == ["POST", "POST"]
+
+
+class _CountingIds(IdGenerator):
+    """Deterministic ids, including the invalid ones a faulty generator may produce."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self._ids = iter(ids)
+
+    def generate_span_id(self) -> int:
+        return next(self._ids)
+
+    def generate_trace_id(self) -> int:
+        return next(self._ids)
+
+
+def test_span_ids_are_the_id_generators_as_the_sdk_takes_them() -> None:
+    ids = [7, 11, 13, 0, 1 << 64, 17]  # root trace/span, child span, then invalid span ids
+    contexts = []
+    for wrap in (LeanTracerProvider, lambda p: p):
+        tracer = wrap(TracerProvider(id_generator=_CountingIds(ids))).get_tracer("t")
+        root = tracer.start_span("root")
+        spans = [root] + [tracer.start_span(f"c{i}", trace.set_span_in_context(root)) for i in range(4)]
+        contexts.append([tuple(s.get_span_context()) for s in spans if s is not None])
+    assert contexts[0] == contexts[1]
+    assert [c[5] for c in contexts[0]] == [True, True, False, False, True]
+
+
+def test_a_random_span_id_of_zero_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws = iter([0x1234, 0, 0, 0x99])  # trace id, then span ids 0, 0 (drawn again), 0x99
+    monkeypatch.setattr(random, "getrandbits", lambda bits: next(draws))
+    tracer = LeanTracerProvider(TracerProvider()).get_tracer("t")
+    assert isinstance(tracer, LeanTracer)
+    context = tracer.start_span("s").get_span_context()
+    assert (context.trace_id, context.span_id, context.is_valid) == (0x1234, 0x99, True)
+
+
+def test_the_attribute_count_limit_alone_drops_as_the_sdk_drops() -> None:
+    results = []
+    for wrap in (LeanTracerProvider, lambda p: p):
+        exporter = InMemorySpanExporter()
+        sdk = TracerProvider(span_limits=SpanLimits(max_span_attributes=2))
+        sdk.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = wrap(sdk).get_tracer("t")
+        tracer.start_span("two", attributes={"a": "x" * 500, "b": 2}).end()
+        tracer.start_span("three", attributes={"a": 1, "b": 2, "c": 3}).end()
+        results.append(
+            [(s.name, dict(s.attributes or {}), s.dropped_attributes) for s in exporter.get_finished_spans()]
+        )
+    assert results[0] == results[1]
+    assert results[0][1][2] == 1
+
+
+def test_a_full_or_shut_down_batch_queue_takes_spans_as_the_sdk_queue_does() -> None:
+    exported = []
+    for wrap in (LeanTracerProvider, lambda p: p):
+        exporter = InMemorySpanExporter()
+        sdk = TracerProvider()
+        sdk.add_span_processor(
+            BatchSpanProcessor(
+                exporter, max_queue_size=3, max_export_batch_size=3, schedule_delay_millis=60_000
+            )
+        )
+        tracer = wrap(sdk).get_tracer("t")
+        for i in range(5):  # two more than the queue holds
+            tracer.start_span(f"s{i}").end()
+        sdk.force_flush()
+        sdk.shutdown()
+        tracer.start_span("after shutdown").end()
+        exported.append([s.name for s in exporter.get_finished_spans()])
+    assert exported[0] == exported[1]
+    assert "after shutdown" not in exported[0]
