@@ -13,7 +13,6 @@ from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar
 
 import anyio
-from opentelemetry import context
 
 from app import __version__, jsonio
 from app.asgi import Message, Receive, Send
@@ -23,7 +22,7 @@ from app.providers.base import ChatCall, LastBatch, ProviderError, SimulatedDisc
 from app.request_body import CLIENT_CLOSED_REQUEST
 from app.request_log import RequestLog
 from app.routing import Router, UnknownModel
-from app.telemetry.lean_trace import owned_span_starter
+from app.telemetry.lean_trace import attach_context, detach_context, owned_span_starter
 from app.telemetry.metrics import GatewayMetrics
 from app.telemetry.setup import Telemetry
 
@@ -186,7 +185,7 @@ class ChatService:
 async def _in_span(call: GenAICall, step: Awaitable[T]) -> T:
     """``step`` with the call's span current, as ``trace.use_span(span, end_on_exit=False)`` runs it (an
     exception is recorded on the span), without that context manager's generator per request."""
-    token = context.attach(call.context)
+    token = attach_context(call.context)
     try:
         return await step
     except Exception as exc:
@@ -194,7 +193,7 @@ async def _in_span(call: GenAICall, step: Awaitable[T]) -> T:
             call.span.record_exception(exc)
         raise
     finally:
-        context.detach(token)
+        detach_context(token)
 
 
 def _sse(data: dict[str, Any]) -> bytes:

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from time import time_ns
 from typing import Any
 
-from opentelemetry import context, metrics, propagate, trace
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import __version__
 from app.telemetry.lean_metrics import LeanMeterProvider, record_for_span
-from app.telemetry.lean_trace import context_with_span, owned_span_starter, set_owned_attributes
+from app.telemetry.lean_trace import (
+    attach_context,
+    context_with_span,
+    detach_context,
+    owned_span_starter,
+    set_owned_attributes,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -99,14 +106,15 @@ class ServerTelemetry:
         if user_agent:
             attrs["user_agent.original"] = user_agent
         span = self._start_span(f"{method} {route}" if route else method, parent, SpanKind.SERVER, attrs)
-        active_attrs = {"http.request.method": method, "url.scheme": scheme}
         lean = self._lean
         if lean is not None:
             # Measured in the context around this middleware (as add() without a context would), both times.
-            active_key = tuple(active_attrs.items())
+            active_key = (("http.request.method", method), ("url.scheme", scheme))
             outer_ids = lean.exemplars.ids(None)
-            self._active.add_items(1, active_key, outer_ids)
+            with lean.lock:
+                self._active.add_locked(1, active_key, outer_ids, time_ns())
         else:
+            active_attrs = {"http.request.method": method, "url.scheme": scheme}
             self._active.add(1, active_attrs)
         status = 0
 
@@ -119,7 +127,7 @@ class ServerTelemetry:
             return send(message)
 
         ctx = context_with_span(span, parent)
-        token = context.attach(ctx)
+        token = attach_context(ctx)
         error_type: str | None = None
         try:
             await self.app(scope, receive, send_noting_status)
@@ -127,7 +135,7 @@ class ServerTelemetry:
             error_type = type(exc).__qualname__
             raise
         finally:
-            context.detach(token)
+            detach_context(token)
             if status >= 500 and error_type is None:
                 error_type = str(status)
             metric_attrs: list[tuple[str, Any]] = [
@@ -150,7 +158,8 @@ class ServerTelemetry:
             duration = time.perf_counter() - started
             record_for_span(self._duration, duration, metric_attrs, span, ctx)
             if lean is not None:
-                self._active.add_items(-1, active_key, outer_ids)
+                with lean.lock:
+                    self._active.add_locked(-1, active_key, outer_ids, time_ns())
             else:
                 self._active.add(-1, active_attrs)
             span.end()

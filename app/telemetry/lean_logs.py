@@ -53,9 +53,10 @@ def api_log_record(
         "timestamp": timestamp,
         "observed_timestamp": observed_timestamp,
         "context": context,
-        "trace_id": span_context.trace_id,
-        "span_id": span_context.span_id,
-        "trace_flags": span_context.trace_flags,
+        # SpanContext by index (trace_id, span_id, is_remote, trace_flags, ...): its fields are properties
+        "trace_id": span_context[0],
+        "span_id": span_context[1],
+        "trace_flags": span_context[3],
         "severity_text": severity_text,
         "severity_number": severity_number,
         "body": body,

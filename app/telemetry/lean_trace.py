@@ -32,6 +32,7 @@ from typing import Any
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.context import _RUNTIME_CONTEXT, Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import (
     Event,
     ReadableSpan,
@@ -59,6 +60,7 @@ _FLAGS = {
     for random in (False, True)
 }
 _SAMPLED = TraceFlags.SAMPLED
+_SAME = object()  # start_owned_span: the sampler sees the span's own attributes
 _MAX_TRACE_ID = (1 << 128) - 1
 _MAX_SPAN_ID = (1 << 64) - 1
 _RANDOM_TRACE_ID = TraceFlags.RANDOM_TRACE_ID
@@ -91,10 +93,30 @@ def clean_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+# The current context read and set through the runtime context's ContextVar (C calls) when the runtime is the
+# API's default, contextvars one (OTEL_PYTHON_CONTEXT unset); through the runtime's methods otherwise.
+if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext:
+    _get_current: Callable[[], Context] = _RUNTIME_CONTEXT._current_context.get
+    attach_context: Callable[[Context], Any] = _RUNTIME_CONTEXT._current_context.set
+    _reset: Callable[[Any], None] = _RUNTIME_CONTEXT._current_context.reset
+else:  # pragma: no cover - another runtime context implementation
+    _get_current = _RUNTIME_CONTEXT.get_current
+    attach_context = _RUNTIME_CONTEXT.attach
+    _reset = _RUNTIME_CONTEXT.detach
+
+
+def detach_context(token: Any) -> None:
+    """``opentelemetry.context.detach``: a failure is logged, not raised (as the API does)."""
+    try:
+        _reset(token)
+    except Exception:
+        _log.exception("Failed to detach context")
+
+
 def current_span_context(context: Context | None = None) -> SpanContext | None:
     """``trace.get_current_span(context).get_span_context()``, None for no span: without the three calls of
     that chain (and its ABC ``isinstance`` check for a lean span); every span start and exemplar needs it."""
-    span = (context if context is not None else _RUNTIME_CONTEXT.get_current()).get(_SPAN_KEY)
+    span = (context if context is not None else _get_current()).get(_SPAN_KEY)
     if span is None:
         return None
     if span.__class__ is LeanSpan:
@@ -106,7 +128,7 @@ def current_span_context(context: Context | None = None) -> SpanContext | None:
 
 def context_with_span(span: trace_api.Span, context: Context | None = None) -> Context:
     """``trace.set_span_in_context(span, context)`` (the same new ``Context``), in one call instead of two."""
-    values = (context if context is not None else _RUNTIME_CONTEXT.get_current()).copy()
+    values = (context if context is not None else _get_current()).copy()
     values[_SPAN_KEY] = span
     return Context(values)
 
@@ -337,26 +359,24 @@ class LeanTracer(trace_api.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace_api.Span:
-        return self._start(name, context, kind, clean_attributes(attributes), attributes, links, start_time)
+        return self.start_owned_span(
+            name, context, kind, clean_attributes(attributes), attributes, links, start_time
+        )
 
     def start_owned_span(
-        self, name: str, context: Context | None, kind: SpanKind, attributes: dict[str, Any]
-    ) -> trace_api.Span:
-        """``start_span`` for the gateway's own instrumentation: the span takes ``attributes`` as they are
-        (no copy, no cleaning), so they must be what cleaning would keep — str, bool, int, float values or
-        tuples of one of them — and the caller must not change the dict afterwards."""
-        return self._start(name, context, kind, attributes, attributes, None, None)
-
-    def _start(
         self,
         name: str,
         context: Context | None,
         kind: SpanKind,
         attrs: dict[str, Any],
-        attributes: Attributes,
-        links: Sequence[Link] | None,
-        start_time: int | None,
+        attributes: Attributes | object = _SAME,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
     ) -> trace_api.Span:
+        """``start_span`` for the gateway's own instrumentation: the span takes ``attrs`` as they are (no
+        copy, no cleaning), so they must be what cleaning would keep — str, bool, int, float values or tuples
+        of one of them — and the caller must not change the dict afterwards. ``start_span`` calls it with the
+        cleaned copy and the caller's own ``attributes`` for the sampler (by default it sees ``attrs``)."""
         parent = current_span_context(context)
         # SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid) and
         # TraceFlags an int: read by index and bit, as each named field and flag is a Python property.
@@ -375,7 +395,8 @@ class LeanTracer(trace_api.Tracer):
             recording = sampled
             trace_state = parent[4] if parent is not None else None
         else:
-            result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            sampled_attributes: Any = attrs if attributes is _SAME else attributes
+            result = self._sampler.should_sample(context, trace_id, name, kind, sampled_attributes, links)
             sampled = result.decision is Decision.RECORD_AND_SAMPLE
             recording = result.decision is not Decision.DROP
             trace_state = result.trace_state

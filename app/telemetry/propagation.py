@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from opentelemetry import propagate
+from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
@@ -39,7 +40,7 @@ def inject_trace_context(
 ) -> None:
     """``propagate.inject(headers, context=context)`` where ``context`` holds the span of ``span_context``."""
     global _checked
-    propagator = propagate.get_global_textmap()
+    propagator = propagate._HTTP_TEXT_FORMAT  # get_global_textmap(), without its call
     known, default = _checked
     if known is not propagator:
         default = _is_default_pair(propagator)
@@ -62,4 +63,6 @@ def inject_trace_context(
         trace_state = span_context[4]
         if trace_state:
             headers["tracestate"] = trace_state.to_header()
-    propagator._propagators[1].inject(headers, context=context)  # type: ignore[attr-defined]
+    # W3CBaggagePropagator.inject writes nothing without baggage entries: it is called only with some
+    if context.get(_BAGGAGE_KEY):
+        propagator._propagators[1].inject(headers, context=context)  # type: ignore[attr-defined]

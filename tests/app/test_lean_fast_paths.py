@@ -21,11 +21,20 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from app.chat import _in_span
 from app.telemetry.lean_metrics import LeanMeterProvider
-from app.telemetry.lean_trace import LeanTracer, LeanTracerProvider, owned_span_starter
+from app.telemetry.lean_trace import (
+    LeanTracer,
+    LeanTracerProvider,
+    attach_context,
+    context_with_span,
+    current_span_context,
+    detach_context,
+    owned_span_starter,
+)
 from app.telemetry.metrics import GatewayMetrics
 from app.telemetry.propagation import inject_trace_context
 from tests.app.test_lean_telemetry import RESOURCE, _collected, _normalised, _scenario
@@ -353,21 +362,61 @@ def test_the_attribute_count_limit_alone_drops_as_the_sdk_drops() -> None:
 
 
 def test_a_full_or_shut_down_batch_queue_takes_spans_as_the_sdk_queue_does() -> None:
-    exported = []
+    exported, dropped = [], []
     for wrap in (LeanTracerProvider, lambda p: p):
+        drops: list[tuple[int, str]] = []
         exporter = InMemorySpanExporter()
         sdk = TracerProvider()
-        sdk.add_span_processor(
-            BatchSpanProcessor(
-                exporter, max_queue_size=3, max_export_batch_size=3, schedule_delay_millis=60_000
-            )
+        processor = BatchSpanProcessor(
+            exporter, max_queue_size=3, max_export_batch_size=3, schedule_delay_millis=60_000
+        )
+        sdk.add_span_processor(processor)
+        processor._batch_processor._metrics.drop_items = lambda n, error_type="queue_full", drops=drops: (
+            drops.append((n, error_type))
         )
         tracer = wrap(sdk).get_tracer("t")
-        for i in range(5):  # two more than the queue holds
-            tracer.start_span(f"s{i}").end()
+        with processor._batch_processor._export_lock:  # the worker cannot drain the queue meanwhile
+            for i in range(5):  # two more than the queue holds: the SDK drops the oldest
+                tracer.start_span(f"s{i}").end()
         sdk.force_flush()
         sdk.shutdown()
         tracer.start_span("after shutdown").end()
         exported.append([s.name for s in exporter.get_finished_spans()])
-    assert exported[0] == exported[1]
-    assert "after shutdown" not in exported[0]
+        dropped.append(drops)
+    assert exported[0] == exported[1] == ["s2", "s3", "s4"]
+    # the SDK's own emit took the spans over the limit (counted), and the one after shutdown
+    assert dropped[0] == dropped[1] and dropped[0][:2] == [(1, "queue_full"), (1, "queue_full")]
+
+
+def test_the_current_span_context_is_what_get_current_span_finds() -> None:
+    sdk = TracerProvider()
+    lean_span = LeanTracerProvider(sdk).get_tracer("t").start_span("lean")
+    remote = NonRecordingSpan(SpanContext(5, 6, is_remote=True, trace_flags=TraceFlags(1)))
+    contexts = [
+        None,
+        context.Context(),
+        trace.set_span_in_context(trace.INVALID_SPAN),
+        trace.set_span_in_context(remote),
+        trace.set_span_in_context(lean_span),
+        trace.set_span_in_context(sdk.get_tracer("t").start_span("sdk")),
+        context.set_value(_SPAN_KEY, "not a span"),
+    ]
+    for ctx in contexts:
+        expected = trace.get_current_span(ctx).get_span_context()
+        found = current_span_context(ctx)
+        assert (found if found is not None else trace.INVALID_SPAN_CONTEXT) == expected
+        assert context_with_span(lean_span, ctx) == trace.set_span_in_context(lean_span, ctx)
+    token = attach_context(trace.set_span_in_context(remote))
+    try:
+        assert current_span_context() == remote.get_span_context()
+        assert context_with_span(lean_span) == trace.set_span_in_context(lean_span)
+    finally:
+        detach_context(token)
+    assert current_span_context() is None
+
+
+def test_detaching_a_context_twice_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    token = attach_context(context.Context())
+    detach_context(token)
+    detach_context(token)  # as opentelemetry.context.detach: logged
+    assert "Failed to detach context" in caplog.text
