@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from app.telemetry.lean_trace import LeanSpan
 
@@ -229,7 +230,7 @@ class SpanEncoder:
         # as each of its named fields is a Python property.
         parts = [b"\x0a\x10" + ctx[0].to_bytes(16, "big"), b"\x12\x08" + ctx[1].to_bytes(8, "big")]
         trace_state = ctx[4]
-        if trace_state:
+        if trace_state is not DEFAULT_TRACE_STATE and trace_state:  # the shared empty one: no Python __len__
             state = ",".join(f"{k}={v}" for k, v in trace_state.items())
             parts.append(_ld(b"\x1a", state.encode()))
         if parent:

@@ -19,6 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 _FLAGS_HEX = tuple(f"-{flags:02x}" for flags in range(256))
 _checked: tuple[object, bool] = (None, False)  # (global propagator, is the default pair)
@@ -61,7 +62,7 @@ def inject_trace_context(
             + _FLAGS_HEX[span_context[3]]
         )
         trace_state = span_context[4]
-        if trace_state:
+        if trace_state is not DEFAULT_TRACE_STATE and trace_state:  # the shared empty one: no Python __len__
             headers["tracestate"] = trace_state.to_header()
     # W3CBaggagePropagator.inject writes nothing without baggage entries: it is called only with some
     if context.get(_BAGGAGE_KEY):
