@@ -179,6 +179,28 @@ class _Limits:
 class LeanSpan(trace_api.Span, ReadableSpan):
     """A recording span that is its own ``ReadableSpan``; immutable once ended and handed to the processor."""
 
+    # Slots, not an instance dict (its bases have none): ~660 spans wait in the export queue at 1,300
+    # requests/s, each would carry an 18-key dict.
+    __slots__ = (
+        "_attributes",
+        "_context",
+        "_dropped_attributes",
+        "_end_time",
+        "_events",
+        "_instrumentation_info",
+        "_instrumentation_scope",
+        "_kind",
+        "_links",
+        "_name",
+        "_parent",
+        "_resource",
+        "_span_context",
+        "_start_time",
+        "_status",
+        "_tracer",
+        "_values",
+    )
+
     def __init__(
         self,
         tracer: LeanTracer,
