@@ -47,7 +47,7 @@ help:
 	@echo "make chart-sync copy rules, dashboards, datasources and Collector config into $(CHART)/files/"
 	@echo "make chart-test helm lint + render/schema/otelcol-validate tests of $(CHART)"
 	@echo "make rules      regenerate the SLO rules (rules/llm-slo.yml) from compose/prometheus/slo/*.yml"
-	@echo "make bench-gateway  the gateway vs LiteLLM, FastAPI+openai-v2 and a bare forwarder (peers in own venvs)"
+	@echo "make bench-gateway  the gateway vs LiteLLM, FastAPI+openai-v2 and a bare forwarder (peers in own venvs); calls per request"
 
 # --- Python --------------------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml $(LOCK)
@@ -197,6 +197,7 @@ BENCH_GATEWAY_ARGS ?= --breakdown
 bench-gateway: venv
 	@mkdir -p bench/results
 	@$(VPY) bench/bench_gateway.py $(BENCH_GATEWAY_ARGS)
+	@$(VPY) bench/gateway/calls.py $(BENCH_CALLS_ARGS)
 
 clean: down
 	rm -rf build run .pytest_cache .mypy_cache .ruff_cache
