@@ -177,7 +177,7 @@ def test_span_limits_are_applied() -> None:
     span.set_attributes({"c": 1, "d": 2})
     span.end()
     (finished,) = exporter.get_finished_spans()
-    # As the SDK's BoundedAttributes: values truncated, the oldest attribute evicted for the one over the limit
+    # As the SDK's BoundedAttributes: values truncated, the oldest one evicted for the one over the limit
     assert dict(finished.attributes or {}) == {"b": ("xyzx",), "c": 1, "d": 2}
     assert finished.dropped_attributes == 1
 
