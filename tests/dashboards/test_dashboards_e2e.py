@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -118,9 +119,48 @@ def loaded_stack(collector_bin: Path, tmp_path_factory: pytest.TempPathFactory) 
                 capture_output=True, text=True, timeout=LOAD_SECONDS + 120, env=env,
             )  # fmt: skip
             assert result.returncode == 0, result.stderr[-2000:]
+            _stream_once_per_tenant_and_model(stack, stack.gateway_keys())
             yield LoadedStack(stack, result.stdout.strip().splitlines()[-1])
         finally:
             stack.down()
+
+
+def _stream_once_per_tenant_and_model(stack: NativeStack, keys: list[str]) -> None:
+    """After the random load, one successful streamed call per tenant and model: the panels fed by streams
+    only (time to first token, time per output token) then have series at every concrete variable value,
+    whatever the seeded load and the simulated faults left out (~5 streams per combination otherwise; once
+    none of one succeeded). Waits until every such series has the two samples rate() needs."""
+    import httpx
+    import openai
+
+    def stream(key: str, model_name: str) -> None:
+        client = openai.OpenAI(base_url=stack.info["urls"]["gateway"] + "/v1", api_key=key, max_retries=5)
+        for attempt in range(10):  # simulated faults: 429/5xx (retried by the client), broken streams
+            try:
+                chunks = client.chat.completions.create(
+                    model=model_name,
+                    messages=[{"role": "user", "content": "Name three colours."}],
+                    max_tokens=16,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                if any(chunk.usage is not None for chunk in chunks):
+                    return
+            except (openai.APIError, httpx.HTTPError):
+                if attempt == 9:
+                    raise
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        for done in [pool.submit(stream, key, m) for key in keys for m in MODELS.split(",")]:
+            done.result()
+    wait_for(
+        lambda: prom_query(
+            stack.prometheus, "min(count_over_time(gen_ai_server_time_to_first_token_seconds_count[5m])) >= 2"
+        ),
+        90,
+        "two samples of every time-to-first-token series",
+        interval=2,
+    )
 
 
 def _label_values(prometheus: str, selector: str, label: str) -> list[str]:
