@@ -146,6 +146,12 @@ class System:
                 self.proc.wait()
 
 
+def archive_app(ref: str, dest: Path) -> None:
+    """The gateway (``app/``) as it was at git ``ref``, extracted into ``dest``."""
+    archive = subprocess.run(["git", "archive", ref, "app"], cwd=REPO, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+
+
 def _gateway_config(upstream: str, work: Path) -> Path:
     path = work / "gateway.json"
     path.write_text(
@@ -313,8 +319,7 @@ def build_systems(
     if before is not None:
         src = work / "before"
         src.mkdir()
-        archive = subprocess.run(["git", "archive", before, "app"], cwd=REPO, check=True, capture_output=True)
-        subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+        archive_app(before, src)
         systems.insert(
             3,
             System(

@@ -34,11 +34,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORKLOADS = ("non-stream", "stream")
-BODY = {
-    "model": "gpt-4o-mini",
-    "messages": [{"role": "user", "content": "Summarise OTLP in one line."}],
-    "max_tokens": 32,
-}
+sys.path.insert(0, str(REPO / "bench"))
+from bench_gateway import BODY, OtlpSink, _gateway_config, archive_app, free_port  # noqa: E402
 
 
 def _counts(profile: cProfile.Profile, requests: int) -> tuple[float, float]:
@@ -54,13 +51,7 @@ async def _measure(src: Path, upstream: str, sink_endpoint: str, requests: int) 
     from app.config import load_config
     from app.telemetry.setup import setup_telemetry
 
-    work = Path(tempfile.mkdtemp(prefix="bench-calls-"))
-    config = work / "gateway.json"
-    config.write_text(
-        json.dumps(
-            {"providers": {"mock": {"type": "openai-compatible", "base_url": upstream, "api_key": "sk-m"}}}
-        )
-    )
+    config = _gateway_config(upstream, Path(tempfile.mkdtemp(prefix="bench-calls-")))
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": sink_endpoint,
@@ -176,14 +167,9 @@ async def _batch(app: Any, raw: bytes, n: int, concurrency: int = 16) -> None:
 
 def _measure_tree(src: Path, requests: int) -> dict[str, Any]:
     """One source tree in its own process (``app`` imports from ``src``), with its own mock and sink."""
-    sys.path.insert(0, str(HERE))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     mock = subprocess.Popen([sys.executable, str(HERE / "mock_upstream.py"), str(port)])
     try:
-        from otlp_sink import OtlpSink
-
         sink = OtlpSink().start()
         try:
             _wait_for_port(port)
@@ -233,10 +219,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-calls-ref-") as tmp:
         if args.before:
             src = Path(tmp)
-            archive = subprocess.run(
-                ["git", "archive", args.before, "app"], cwd=REPO, check=True, capture_output=True
-            )
-            subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+            archive_app(args.before, src)
             trees.append((f"this gateway at {args.before}", src))
         results = []
         for label, src in trees:
