@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from time import time_ns
 from typing import Any
 
 from opentelemetry import metrics, propagate, trace
@@ -111,8 +110,7 @@ class ServerTelemetry:
             # Measured in the context around this middleware (as add() without a context would), both times.
             active_key = (("http.request.method", method), ("url.scheme", scheme))
             outer_ids = lean.exemplars.ids(None)
-            with lean.lock:
-                self._active.add_locked(1, active_key, outer_ids, time_ns())
+            self._active.add_items(1, active_key, outer_ids)
         else:
             active_attrs = {"http.request.method": method, "url.scheme": scheme}
             self._active.add(1, active_attrs)
@@ -158,8 +156,7 @@ class ServerTelemetry:
             duration = time.perf_counter() - started
             record_for_span(self._duration, duration, metric_attrs, span, ctx)
             if lean is not None:
-                with lean.lock:
-                    self._active.add_locked(-1, active_key, outer_ids, time_ns())
+                self._active.add_items(-1, active_key, outer_ids)
             else:
                 self._active.add(-1, active_attrs)
             span.end()

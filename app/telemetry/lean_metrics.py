@@ -541,8 +541,6 @@ def record_for_span(
     if isinstance(histogram, LeanHistogram):
         span_context = span._span_context if span.__class__ is LeanSpan else span.get_span_context()
         ids = histogram._exemplars.for_span(span_context)
-        now = time_ns()
-        with histogram._lock:
-            histogram.record_locked(amount, tuple(items), ids, now)
+        histogram.record_items(amount, tuple(items), ids)
     else:
         histogram.record(amount, dict(items), context=context)
