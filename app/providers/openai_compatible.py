@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 from app import jsonio
 from app.config import ProviderConfig
@@ -227,12 +228,20 @@ class OpenAICompatibleProvider:
                         if batch:
                             yield LastBatch(batch)
                         return
+                    # orjson inline first (two Python frames per event less; a stream has one per token);
+                    # anything but an error-free object takes the general path, with its errors.
                     try:
-                        batch.append((_chunk(event), event))
-                    except ProviderError:
-                        if batch:  # what came before the error event still reaches the client
-                            yield batch
-                        raise
+                        chunk = orjson.loads(event)
+                    except orjson.JSONDecodeError:
+                        chunk = None
+                    if chunk.__class__ is not dict or "error" in chunk:
+                        try:
+                            chunk = _chunk(event)
+                        except ProviderError:
+                            if batch:  # what came before the error event still reaches the client
+                                yield batch
+                            raise
+                    batch.append((chunk, event))
                 if batch:
                     yield batch
             # The upstream ended the body without [DONE]: treat as a broken stream.
