@@ -113,12 +113,13 @@ class _AttributeCache:
                 by_value = items[key] = {}
             kind = value.__class__
             # True, 1 and 1.0 are equal in Python, not on the wire: scalars are looked up with their type;
-            # string tuples as they are; any other tuple ((1, 0) == (True, False)) or value is not cached.
+            # string tuples as they are; any other tuple ((1, 0) == (True, False)) or value is not cached,
+            # nor is a float zero (0.0 == -0.0, with another sign bit on the wire).
             value_key: Any = (
                 value
                 if kind is str
                 else (kind, value)
-                if kind is bool or kind is int or kind is float
+                if kind is bool or kind is int or (kind is float and value)
                 else (tuple, value)
                 if kind is tuple and all(v.__class__ is str for v in value)
                 else None
@@ -407,8 +408,9 @@ class _LogAttributes:
             if values is not _FULL:
                 if kind is str:
                     value_key = value
-                elif kind is bool or kind is int or kind is float:
-                    value_key = (kind, value)  # True, 1 and 1.0 are equal in Python, not on the wire
+                elif kind is bool or kind is int or (kind is float and value):
+                    # True, 1 and 1.0 are equal in Python, not on the wire; so are 0.0 and -0.0 (not cached)
+                    value_key = (kind, value)
                 if value_key is not None:
                     hit = values.get(value_key)
                     if hit is not None:

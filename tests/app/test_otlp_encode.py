@@ -125,6 +125,8 @@ def test_span_attributes_equal_in_python_but_not_on_the_wire_encode_as_the_sdk()
         2**63,
         -(2**63) - 1,
         2**63 - 1,
+        0.0,
+        -0.0,  # equal to 0.0 and of the same type: only its bytes differ
     ]
     for _ in range(2):  # the second round would come from the cache
         for value in values:
@@ -132,7 +134,12 @@ def test_span_attributes_equal_in_python_but_not_on_the_wire_encode_as_the_sdk()
     spans = exporter.get_finished_spans()
     encoder = SpanEncoder()
     for _ in range(2):
-        assert ExportTraceServiceRequest.FromString(encoder.encode(spans)) == encode_spans(spans)
+        ours = ExportTraceServiceRequest.FromString(encoder.encode(spans))
+        assert ours == encode_spans(spans)
+        # Message equality compares doubles by value (-0.0 == 0.0): the bytes tell them apart.
+        assert ours.SerializeToString(deterministic=True) == encode_spans(spans).SerializeToString(
+            deterministic=True
+        )
 
 
 def _spans_with_ids(n: int) -> Any:
@@ -224,6 +231,7 @@ def test_log_attributes_encode_exactly_as_the_sdk_whatever_they_repeat(monkeypat
             "one": [1, True, 1.0][i % 3],
             "tuple": [(1, 2), (True, 2), (1.0, 2)][i % 3],
             "ms": i / 7,
+            "signed zero": [0.0, -0.0][i % 2],  # equal, the same type, not the same bytes
             "big": 2**64 + i,  # beyond int64: skipped, as the SDK's encoder skips it
             "neg": -i,
             "unicode": "héllo ✓" * (i % 2),
@@ -235,7 +243,10 @@ def test_log_attributes_encode_exactly_as_the_sdk_whatever_they_repeat(monkeypat
     logs = _log_records(records)
     encoder = LogEncoder()
     for _ in range(2):
-        assert ExportLogsServiceRequest.FromString(encoder.encode(logs)) == encode_logs(logs)
+        ours = ExportLogsServiceRequest.FromString(encoder.encode(logs))
+        assert ours == encode_logs(logs)
+        sdk = encode_logs(logs)
+        assert ours.SerializeToString(deterministic=True) == sdk.SerializeToString(deterministic=True)
     assert encoder._attrs._values["id"] is mod._FULL and encoder._attrs._values["same"]
 
 
