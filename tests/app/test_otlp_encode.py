@@ -272,3 +272,65 @@ def test_log_records_of_several_loggers_and_resources_are_grouped_as_the_sdk_gro
         loggers[0].emit(body="same", severity_text="X", severity_number=severity)
     logs = exporter.get_finished_logs()
     assert ExportLogsServiceRequest.FromString(LogEncoder().encode(logs)) == encode_logs(logs)
+
+
+# Values that Python's == (and so a dict lookup) mixes up although their wire bytes differ, and neighbours.
+_TRICKY_VALUES: list[Any] = [
+    0,
+    1,
+    -1,
+    0.0,
+    -0.0,
+    1.0,
+    float("nan"),
+    -float("nan"),
+    float("inf"),
+    False,
+    True,
+    "",
+    "1",
+    "0.0",
+    "héllo ✓",
+    2**63 - 1,
+    -(2**63),
+    2**63,  # beyond int64: skipped by both encoders
+    ("a",),
+    ("a", "b"),
+    (0, 1),
+    (False, True),
+    (0.0, 1.0),
+    (),
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_one_encoder_across_random_batches_sends_the_sdks_bytes(seed: int, monkeypatch: Any) -> None:
+    """One span and one log encoder, as in the exporters, across batches of random attribute sets drawn from
+    values that are equal in Python but not on the wire, with small cache limits so that entries are added,
+    hit, stop being cached and are cleared: every batch's bytes are the SDK encoder's."""
+    import random
+
+    import app.telemetry.otlp_encode as mod
+
+    monkeypatch.setattr(mod, "_PER_KEY_LIMIT", 6)
+    monkeypatch.setattr(mod, "_CACHE_LIMIT", 40)
+    rnd = random.Random(seed)
+    keys = ["a", "b", "gen_ai.x", "k.with.dots", "ключ"]
+
+    def attributes() -> dict[str, Any]:
+        return {k: rnd.choice(_TRICKY_VALUES) for k in rnd.sample(keys, rnd.randrange(1, len(keys) + 1))}
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracers = [provider.get_tracer("t"), LeanTracerProvider(provider).get_tracer("t")]  # SDK and lean spans
+    span_encoder, log_encoder = SpanEncoder(), LogEncoder()
+    for _ in range(40):
+        exporter.clear()
+        for _ in range(rnd.randrange(1, 12)):
+            rnd.choice(tracers).start_span("s", attributes=attributes()).end()
+        spans = exporter.get_finished_spans()
+        assert span_encoder.encode(spans) == encode_spans(spans).SerializeToString()
+        logs = _log_records([attributes() for _ in range(rnd.randrange(1, 12))])
+        assert log_encoder.encode(logs) == encode_logs(logs).SerializeToString()
