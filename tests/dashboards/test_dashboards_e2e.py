@@ -6,6 +6,7 @@ cost counter must equal the exported spans' costs."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.server
 import math
 import random
@@ -119,48 +120,61 @@ def loaded_stack(collector_bin: Path, tmp_path_factory: pytest.TempPathFactory) 
                 capture_output=True, text=True, timeout=LOAD_SECONDS + 120, env=env,
             )  # fmt: skip
             assert result.returncode == 0, result.stderr[-2000:]
-            _stream_once_per_tenant_and_model(stack, stack.gateway_keys())
+            _stream_and_rate_once_per_tenant_and_model(stack, stack.gateway_keys())
             yield LoadedStack(stack, result.stdout.strip().splitlines()[-1])
         finally:
             stack.down()
 
 
-def _stream_once_per_tenant_and_model(stack: NativeStack, keys: list[str]) -> None:
-    """After the random load, one successful streamed call per tenant and model: the panels fed by streams
-    only (time to first token, time per output token) then have series at every concrete variable value,
-    whatever the seeded load and the simulated faults left out (~5 streams per combination otherwise; once
-    none of one succeeded). Waits until every such series has the two samples rate() needs."""
+def _stream_and_rate_once_per_tenant_and_model(stack: NativeStack, keys: list[str]) -> None:
+    """After the random load, one successful streamed call per tenant and model, and a feedback score on it:
+    the panels fed only by streams (time to first token, time per output token) or by feedback (feedback
+    score) then have series at every concrete variable value, whatever the seeded load and the simulated
+    faults left out (~5 streams and ~3 scores per combination otherwise; once none of the streams of one
+    succeeded, once none of its responses was rated). Waits until every such series has the two samples
+    rate() and increase() need."""
     import httpx
     import openai
 
-    def stream(key: str, model_name: str) -> None:
+    def stream_and_rate(key: str, model_name: str) -> None:
         client = openai.OpenAI(base_url=stack.info["urls"]["gateway"] + "/v1", api_key=key, max_retries=5)
         for attempt in range(10):  # simulated faults: 429/5xx (retried by the client), broken streams
             try:
-                chunks = client.chat.completions.create(
-                    model=model_name,
-                    messages=[{"role": "user", "content": "Name three colours."}],
-                    max_tokens=16,
-                    stream=True,
-                    stream_options={"include_usage": True},
+                chunks = list(
+                    client.chat.completions.create(
+                        model=model_name,
+                        messages=[{"role": "user", "content": "Name three colours."}],
+                        max_tokens=16,
+                        stream=True,
+                        stream_options={"include_usage": True},
+                    )
                 )
                 if any(chunk.usage is not None for chunk in chunks):
-                    return
+                    break
             except (openai.APIError, httpx.HTTPError):
                 if attempt == 9:
                     raise
+        rated = httpx.post(
+            stack.info["urls"]["gateway"] + "/v1/feedback",
+            json={"response_id": chunks[0].id, "score": 1.0},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=15,
+        )
+        assert rated.status_code == 200, rated.text
 
     with ThreadPoolExecutor(max_workers=12) as pool:
-        for done in [pool.submit(stream, key, m) for key in keys for m in MODELS.split(",")]:
+        for done in [pool.submit(stream_and_rate, key, m) for key in keys for m in MODELS.split(",")]:
             done.result()
-    wait_for(
-        lambda: prom_query(
-            stack.prometheus, "min(count_over_time(gen_ai_server_time_to_first_token_seconds_count[5m])) >= 2"
-        ),
-        90,
-        "two samples of every time-to-first-token series",
-        interval=2,
-    )
+    for metric, what in [
+        ("gen_ai_server_time_to_first_token_seconds_count", "time-to-first-token"),
+        ("llm_gateway_feedback_score_count", "feedback score"),
+    ]:
+        wait_for(
+            functools.partial(prom_query, stack.prometheus, f"min(count_over_time({metric}[5m])) >= 2"),
+            90,
+            f"two samples of every {what} series",
+            interval=2,
+        )
 
 
 def _label_values(prometheus: str, selector: str, label: str) -> list[str]:
