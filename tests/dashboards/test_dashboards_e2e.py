@@ -130,9 +130,9 @@ def _stream_and_rate_once_per_tenant_and_model(stack: NativeStack, keys: list[st
     """After the random load, one successful streamed call per tenant and model, and a feedback score on it:
     the panels fed only by streams (time to first token, time per output token) or by feedback (feedback
     score) then have series at every concrete variable value, whatever the seeded load and the simulated
-    faults left out (~5 streams and ~3 scores per combination otherwise; once none of the streams of one
-    succeeded, once none of its responses was rated). Waits until every such series has the two samples
-    rate() and increase() need."""
+    faults left out (of ~20 calls per combination otherwise, ~5 streams and ~6 scores, fewer after faults;
+    once none of the streams of one succeeded, once none of its responses was rated). Waits until every
+    such series has the two samples rate() and increase() need."""
     import httpx
     import openai
 
