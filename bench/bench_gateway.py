@@ -460,12 +460,32 @@ class Contents:
     log_attributes: int
 
 
+def _settled_counts(
+    sink: OtlpSink, service: str, quiet_s: float = 2.5, limit_s: float = 30.0
+) -> tuple[int, int]:
+    """The service's span and log counts once nothing more has arrived for ``quiet_s`` (longer than the
+    1 s batch delay): the batches still in the export queues from the measured load would otherwise be
+    counted as the probe's. A service still sending after ``limit_s`` is an error, not a count."""
+    deadline = time.monotonic() + limit_s
+    last = (-1, -1)
+    quiet_since = time.monotonic()
+    while True:
+        svc = sink.service(service)
+        now_counts = (svc.spans, svc.logs)
+        if now_counts != last:
+            last, quiet_since = now_counts, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return last
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{service}: telemetry still arriving {limit_s:.0f} s after the load ended")
+        time.sleep(0.25)
+
+
 def probe_contents(system: System, sink: OtlpSink, n: int = 10) -> Contents | None:
     """Send ``n`` non-stream and ``n`` stream requests and read back what reached the sink for them."""
     if system.service is None:
         return None
-    before = sink.service(system.service)
-    spans0, logs0 = before.spans, before.logs
+    spans0, logs0 = _settled_counts(sink, system.service)
     for stream in (False, True):
         body = {**BODY, "stream": True, "stream_options": {"include_usage": True}} if stream else BODY
         for _ in range(n):
